@@ -1,0 +1,52 @@
+//! `rbk check`: is everything there, and with `--read-data`, is every byte intact?
+
+use anyhow::Result;
+use clap::Args;
+
+use super::global::GlobalArgs;
+use super::output::{bytes, json};
+use crate::store::check::check;
+
+/// Verify the repository's structure; --read-data also reads and verifies every pack.
+///
+/// Example: rbk check --read-data
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Read every pack and verify every blob (reads the whole repository).
+    #[arg(long)]
+    pub read_data: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8> {
+    let repo = global.open()?;
+    let _lock = repo.lock(false, "check")?;
+    let started = std::time::Instant::now();
+    let report = check(&repo, args.read_data)?;
+    let code = if report.errors.is_empty() { super::exit::OK } else { super::exit::DAMAGED };
+    if global.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["ok"] = serde_json::Value::Bool(report.errors.is_empty());
+        v["duration_ms"] = serde_json::json!(started.elapsed().as_millis() as u64);
+        json(&v);
+    } else {
+        for w in &report.warnings {
+            if !global.quiet {
+                println!("warning: {}: {}", w.file, w.detail);
+            }
+        }
+        for e in &report.errors {
+            println!("error: {}: {}", e.file, e.detail);
+        }
+        if !global.quiet || !report.errors.is_empty() {
+            println!(
+                "checked {} snapshot(s), {} pack(s), {} blob(s){}: {}",
+                report.snapshots,
+                report.packs,
+                report.blobs,
+                if args.read_data { format!(", read {}", bytes(report.bytes_read)) } else { String::new() },
+                if report.errors.is_empty() { "no errors".to_string() } else { format!("{} error(s)", report.errors.len()) }
+            );
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,9 @@
+//! Stream codecs that undo a producer's compression so the store can deduplicate what is inside.
+//!
+//! A compressed stream changes completely when one byte of its input changes, so chunk-level
+//! deduplication finds nothing to share between two backups of the same slowly-changing data.
+//! The codecs here recognise such streams, hand the chunker the decompressed inner stream, and
+//! rebuild an equivalent outer stream on restore.
+
+pub mod neo4j_dump;
+pub mod tar;

@@ -1,0 +1,13 @@
+//! rbk: deduplicating, encrypted backups of RushDB stacks (Neo4j + SQL metadata).
+//!
+//! Layers, dependencies pointing down: `cli` (the only code that prints) ->
+//! `backup` / `restore` (where inputs meet the store) -> `store` (the
+//! repository engine) and `codec` / `parts` (stream formats and inputs,
+//! which never touch the store).
+
+pub mod backup;
+pub mod cli;
+pub mod codec;
+pub mod parts;
+pub mod restore;
+pub mod store;

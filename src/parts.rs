@@ -1,0 +1,217 @@
+//! What a snapshot part is made from: inputs (file, stdin, a producer command) and codec envelopes.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::codec::neo4j_dump::{DumpFormat, Envelope};
+
+/// Codec names recorded in manifests.
+pub const CODEC_RAW: &str = "raw";
+pub const CODEC_NEO4J_DUMP: &str = "neo4j-dump";
+
+/// Where a part's bytes come from.
+#[derive(Debug, Clone)]
+pub enum PartInput {
+    File(PathBuf),
+    Stdin,
+    /// rbk runs the producer and reads its stdout.
+    Command { program: String, args: Vec<String> },
+}
+
+impl PartInput {
+    /// How the manifest names the origin, for people reading `rbk snapshots`.
+    pub fn origin(&self) -> String {
+        match self {
+            PartInput::File(p) => format!("file:{}", p.display()),
+            PartInput::Stdin => "stdin".into(),
+            PartInput::Command { program, args } => {
+                let mut s = format!("command:{program}");
+                for a in args {
+                    s.push(' ');
+                    s.push_str(a);
+                }
+                s
+            }
+        }
+    }
+}
+
+/// `u8 format code || u8 header present || [24-byte header]`.
+pub fn encode_envelope(env: &Envelope) -> Vec<u8> {
+    let mut out = vec![env.format.code()];
+    match &env.header {
+        Some(h) => {
+            out.push(1);
+            out.extend_from_slice(h);
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+pub fn decode_envelope(bytes: &[u8]) -> Option<Envelope> {
+    let format = DumpFormat::from_code(*bytes.first()?)?;
+    let header = match (bytes.get(1)?, bytes.len()) {
+        (0, 2) => None,
+        (1, 26) => {
+            let mut h = [0u8; 24];
+            h.copy_from_slice(&bytes[2..]);
+            Some(h)
+        }
+        _ => return None,
+    };
+    Some(Envelope { format, header })
+}
+
+/// A name a part may have: it becomes a file name on restore.
+pub fn valid_part_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\0')
+        && !name.starts_with(".rbk-")
+        && name.len() <= 255
+}
+
+/// Counts and hashes every byte that passes through.
+pub struct Tap<R> {
+    inner: R,
+    pub hasher: blake3::Hasher,
+    pub bytes: u64,
+}
+
+impl<R> Tap<R> {
+    pub fn new(inner: R) -> Tap<R> {
+        Tap {
+            inner,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Lines of a producer's stderr kept for the error message.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// A producer's stdout. End of stream is only reported once the producer
+/// has exited with status 0: a non-zero exit or a signal turns the end
+/// into an error, so a half-written dump can never look complete.
+pub struct CommandReader {
+    name: String,
+    child: Child,
+    stdout: ChildStdout,
+    stderr: Option<JoinHandle<()>>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    finished: bool,
+}
+
+impl CommandReader {
+    pub fn spawn(program: &str, args: &[String]) -> io::Result<CommandReader> {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start `{program}`: {e}")))?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
+        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr pipe"))?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        // Drained on its own thread: a producer that fills the stderr pipe
+        // while nobody reads it would block forever.
+        let drain = {
+            let tail = tail.clone();
+            std::thread::spawn(move || drain_stderr(stderr, &tail))
+        };
+        Ok(CommandReader {
+            name: program.to_string(),
+            child,
+            stdout,
+            stderr: Some(drain),
+            tail,
+            finished: false,
+        })
+    }
+
+    fn stderr_tail(&mut self) -> String {
+        if let Some(t) = self.stderr.take() {
+            let _ = t.join();
+        }
+        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    fn failure(&mut self, status: ExitStatus) -> io::Error {
+        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            _ => "failed".into(),
+        };
+        let tail = self.stderr_tail();
+        let mut msg = format!("`{}` {how}", self.name);
+        if !tail.is_empty() {
+            msg.push_str("; its stderr ended with:\n");
+            msg.push_str(&tail);
+        }
+        io::Error::other(msg)
+    }
+}
+
+fn drain_stderr(stderr: ChildStderr, tail: &Mutex<VecDeque<String>>) {
+    use io::BufRead;
+    let reader = io::BufReader::new(stderr);
+    for line in reader.split(b'\n') {
+        let Ok(line) = line else { return };
+        let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+        if t.len() == STDERR_TAIL_LINES {
+            t.pop_front();
+        }
+        t.push_back(String::from_utf8_lossy(&line).chars().take(500).collect());
+    }
+}
+
+impl Read for CommandReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.finished {
+            return Ok(0);
+        }
+        let n = self.stdout.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        let status = self.child.wait()?;
+        if !status.success() {
+            return Err(self.failure(status));
+        }
+        self.finished = true;
+        Ok(0)
+    }
+}
+
+impl Drop for CommandReader {
+    /// A reader dropped before the end (another part failed) must not leave
+    /// the producer running or a zombie behind.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(t) = self.stderr.take() {
+            let _ = t.join();
+        }
+    }
+}

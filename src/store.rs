@@ -1,0 +1,27 @@
+//! The repository engine: synchronous, and ignorant of Docker, databases and the CLI.
+//!
+//! Dependencies point down: `repo` uses everything below it; nothing here
+//! uses `crate::source`, `crate::cli`, tokio or bollard (a tidy test checks).
+
+pub mod backend;
+pub mod blob;
+pub mod check;
+pub mod chunker;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod index;
+pub mod keys;
+pub mod lock;
+pub mod manifest;
+pub mod pack;
+pub mod reader;
+pub mod repo;
+pub mod time;
+pub mod writer;
+
+pub use error::{Result, StoreError};
+pub use id::Id;
+pub use repo::{InitOptions, Repository};

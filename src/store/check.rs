@@ -1,0 +1,226 @@
+//! `check`: prove the repository is whole, and with `read_data`, that every byte is intact.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::error::StoreError;
+use super::format::FileKind;
+use super::id::Id;
+use super::index::{Index, IndexFile};
+use super::keys::KeyFile;
+use super::lock::list_locks;
+use super::manifest::decode_list;
+use super::pack::{PackedBlob, header_of_bytes};
+use super::repo::Repository;
+
+/// One finding, naming the file it is about.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Damage: data that is wrong or missing.
+    pub errors: Vec<Problem>,
+    /// Not damage, but worth knowing (packs left by an interrupted snapshot).
+    pub warnings: Vec<Problem>,
+    pub snapshots: usize,
+    pub packs: usize,
+    pub blobs: usize,
+    pub bytes_read: u64,
+}
+
+impl CheckReport {
+    fn error(&mut self, file: impl Into<String>, detail: impl Into<String>) {
+        self.errors.push(Problem {
+            file: file.into(),
+            detail: detail.into(),
+        });
+    }
+
+    fn from_err(&mut self, e: StoreError) {
+        match e {
+            StoreError::Damaged { file, detail } => self.error(file, detail),
+            StoreError::MissingBlob { blob, needed_by } => self.error(format!("blob {blob}"), format!("missing (needed by {needed_by})")),
+            other => self.error("repository", other.to_string()),
+        }
+    }
+}
+
+/// Checks structure always, and every pack's bytes when `read_data` is set.
+/// Only an error that stops the check itself (the repository cannot be
+/// listed) is returned as `Err`; damage goes into the report.
+pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreError> {
+    let mut report = CheckReport::default();
+    let backend = repo.backend();
+
+    for name in backend.list(FileKind::Key)? {
+        if let Err(e) = backend.read(FileKind::Key, &name).and_then(|b| KeyFile::decode(&name, &b)) {
+            report.from_err(e);
+        }
+    }
+
+    let mut index_files: Vec<IndexFile> = Vec::new();
+    for name in backend.list(FileKind::Index)? {
+        match repo.read_index_file(&name) {
+            Ok(f) => index_files.push(f),
+            Err(e) => report.from_err(e),
+        }
+    }
+    let index = Index::from_files(&index_files);
+    let mut indexed: HashMap<Id, Vec<PackedBlob>> = HashMap::new();
+    for f in &index_files {
+        for p in &f.packs {
+            indexed.entry(p.id).or_default().extend(p.blobs.iter().copied());
+        }
+    }
+
+    let on_disk: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();
+    report.packs = on_disk.len();
+    report.blobs = index.len();
+    for (pack, blobs) in &indexed {
+        let name = pack.to_hex();
+        if !on_disk.contains(&name) {
+            report.error(FileKind::Pack.path_of(&name), "listed in the index but missing");
+            continue;
+        }
+        let end = blobs.iter().map(|b| b.offset as u64 + b.length as u64).max().unwrap_or(0);
+        match backend.size(FileKind::Pack, &name) {
+            Ok(size) if size < end => report.error(
+                FileKind::Pack.path_of(&name),
+                format!("{size} bytes, but the index places blobs up to byte {end} (truncated)"),
+            ),
+            Ok(_) => {}
+            Err(e) => report.from_err(e),
+        }
+    }
+    for name in &on_disk {
+        let known = Id::from_hex(name).is_some_and(|id| indexed.contains_key(&id));
+        if !known {
+            report.warnings.push(Problem {
+                file: FileKind::Pack.path_of(name),
+                detail: "in no index (left by an interrupted snapshot); not used by any snapshot".into(),
+            });
+        }
+    }
+
+    for (id, snapshot) in repo.snapshots()? {
+        report.snapshots += 1;
+        let snapshot = match snapshot {
+            Ok(s) => s,
+            Err(e) => {
+                report.from_err(e);
+                continue;
+            }
+        };
+        for part in &snapshot.parts {
+            let what = format!("snapshot {} part {}", id.short(), part.name);
+            let mut chunks = 0u64;
+            let mut size = 0u64;
+            for list in &part.stored.lists {
+                // List blobs are small; reading them proves every chunk a
+                // snapshot needs is indexed without reading the chunks.
+                match repo.read_blob(&index, list, &what) {
+                    Ok(bytes) => match decode_list(&bytes) {
+                        Ok(entries) => {
+                            for (chunk, len) in entries {
+                                chunks += 1;
+                                size += len as u64;
+                                if !index.contains(&chunk) {
+                                    report.error(format!("blob {chunk}"), format!("missing (needed by {what})"));
+                                }
+                            }
+                        }
+                        Err(d) => report.error(format!("list blob {list}"), d),
+                    },
+                    Err(e) => report.from_err(e),
+                }
+            }
+            if chunks != part.stored.chunks || size != part.stored.size {
+                report.error(
+                    FileKind::Snapshot.path_of(&id.to_hex()),
+                    format!("part {} lists {chunks} chunks of {size} bytes, the manifest says {} of {}", part.name, part.stored.chunks, part.stored.size),
+                );
+            }
+        }
+    }
+
+    for (name, lock) in list_locks(backend.as_ref(), repo.crypto())? {
+        if let Err(e) = lock {
+            report.warnings.push(Problem {
+                file: FileKind::Lock.path_of(&name),
+                detail: format!("unreadable ({e}); `rbk unlock` removes it"),
+            });
+        }
+    }
+
+    if read_data {
+        let mut names: Vec<&String> = on_disk.iter().collect();
+        names.sort();
+        let results: Vec<(u64, Vec<Problem>)> = names
+            .par_iter()
+            .map(|name| read_pack(repo, name, Id::from_hex(name).and_then(|id| indexed.get(&id))))
+            .collect();
+        for (bytes, problems) in results {
+            report.bytes_read += bytes;
+            report.errors.extend(problems);
+        }
+    }
+    report.errors.sort_by(|a, b| a.file.cmp(&b.file));
+    report.errors.dedup();
+    Ok(report)
+}
+
+/// Reads one pack whole: its hash, its header, every blob, and agreement with the index.
+fn read_pack(repo: &Repository, name: &str, indexed: Option<&Vec<PackedBlob>>) -> (u64, Vec<Problem>) {
+    let file = FileKind::Pack.path_of(name);
+    let mut problems = Vec::new();
+    let mut problem = |detail: String| problems.push(Problem { file: file.clone(), detail });
+    let bytes = match repo.backend().read(FileKind::Pack, name) {
+        Ok(b) => b,
+        Err(e) => {
+            problem(e.to_string());
+            return (0, problems);
+        }
+    };
+    let len = bytes.len() as u64;
+    if Id::of_file(&bytes).to_hex() != name {
+        problem("content does not match its name (modified, truncated or replaced)".into());
+    }
+    let codec = repo.blob_codec();
+    let header = header_of_bytes(repo.crypto(), name, &bytes);
+    // The index is what restore uses, so verify the blobs where the index
+    // says they are; fall back to the header for packs no index lists.
+    let blobs: Vec<PackedBlob> = match (indexed, &header) {
+        (Some(listed), _) => listed.clone(),
+        (None, Ok(h)) => h.clone(),
+        (None, Err(_)) => Vec::new(),
+    };
+    match &header {
+        Ok(h) => {
+            if let Some(listed) = indexed {
+                let h: HashSet<&PackedBlob> = h.iter().collect();
+                if listed.iter().any(|b| !h.contains(b)) {
+                    problem("its header disagrees with the index".into());
+                }
+            }
+        }
+        Err(e) => problem(format!("header: {e}")),
+    }
+    for b in blobs {
+        let end = b.offset as usize + b.length as usize;
+        match bytes.get(b.offset as usize..end) {
+            Some(sealed) => {
+                if let Err(d) = codec.open(&b.id, sealed) {
+                    problem(format!("blob {}: {d}", b.id));
+                }
+            }
+            None => problem(format!("blob {} lies beyond the end of the file", b.id)),
+        }
+    }
+    (len, problems)
+}

@@ -1,0 +1,82 @@
+//! The store's typed errors: callers branch on damage versus I/O versus a wrong key.
+//!
+//! Messages include their cause's text (no `#[source]` chains), so a
+//! report that prints one line per error still says everything.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything the store can fail with. `check` and the CLI tell these apart:
+/// damage is not an I/O failure, and neither is a wrong password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("wrong password: none of the {keys} key file(s) in the repository opens with it")]
+    WrongPassword { keys: usize },
+
+    #[error("no rbk repository at {path} ({detail})")]
+    NotARepository { path: PathBuf, detail: String },
+
+    #[error("a repository already exists at {0}")]
+    AlreadyExists(PathBuf),
+
+    /// Bytes on disk failed a hash or an authentication tag, or do not parse.
+    #[error("{file} is damaged: {detail}")]
+    Damaged { file: String, detail: String },
+
+    /// A blob that a snapshot or list needs is in no index file.
+    #[error("blob {blob} is missing: it is in no index (needed by {needed_by})")]
+    MissingBlob { blob: String, needed_by: String },
+
+    #[error("{file}: format version {found} is newer than this rbk understands (up to {supported})")]
+    UnsupportedVersion {
+        file: String,
+        found: u16,
+        supported: u16,
+    },
+
+    #[error("the repository is locked: {holder}. If that process is gone, run `rbk unlock`")]
+    Locked { holder: String },
+
+    #[error("no snapshot matches {0:?}")]
+    NoSuchSnapshot(String),
+
+    #[error("{prefix:?} matches {count} snapshots; give more characters of the id")]
+    AmbiguousSnapshot { prefix: String, count: usize },
+
+    /// The stream being stored failed (a producer died, a file could not be read).
+    #[error("reading the input failed: {0}")]
+    Input(io::Error),
+
+    /// Writing a restored stream to its destination failed.
+    #[error("writing the output failed: {0}")]
+    Output(io::Error),
+
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    pub fn damaged(file: impl Into<String>, detail: impl Into<String>) -> Self {
+        StoreError::Damaged {
+            file: file.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// True when the error means bytes in the repository are wrong (exit code "damaged").
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Damaged { .. } | StoreError::MissingBlob { .. }
+        )
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

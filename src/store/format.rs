@@ -1,0 +1,112 @@
+//! The envelope of every structured repository file: a format version, then postcard, then sealing.
+//!
+//! Plaintext layout: `u16 LE version || postcard(value)`. Encrypted files are
+//! `seal(aad = "rbk:" + kind, plaintext)`; the kind in the associated data
+//! stops an index from being passed off as a snapshot, and so on.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::crypto::Crypto;
+use super::error::{Result, StoreError};
+
+/// Which kind of file a sealed body belongs to; bound into the AEAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Config,
+    Key,
+    Pack,
+    Index,
+    Snapshot,
+    Lock,
+}
+
+impl FileKind {
+    /// The directory that holds files of this kind (the config is a single file).
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileKind::Config => "",
+            FileKind::Key => "keys",
+            FileKind::Pack => "data",
+            FileKind::Index => "index",
+            FileKind::Snapshot => "snapshots",
+            FileKind::Lock => "locks",
+        }
+    }
+
+    fn aad(self) -> &'static [u8] {
+        match self {
+            FileKind::Config => b"rbk:config",
+            FileKind::Key => b"rbk:key",
+            FileKind::Pack => b"rbk:pack-header",
+            FileKind::Index => b"rbk:index",
+            FileKind::Snapshot => b"rbk:snapshot",
+            FileKind::Lock => b"rbk:lock",
+        }
+    }
+
+    /// How a file of this kind is named in messages: `index/3f9a...`.
+    pub fn path_of(self, name: &str) -> String {
+        if self == FileKind::Config {
+            "config".to_string()
+        } else {
+            format!("{}/{}", self.dir(), name)
+        }
+    }
+}
+
+/// `version || postcard(value)`.
+pub fn encode_plain<T: Serialize>(version: u16, value: &T) -> Vec<u8> {
+    let mut out = version.to_le_bytes().to_vec();
+    // postcard cannot fail to serialise the plain structs rbk defines (no
+    // maps with non-string keys, no unsized sequences), short of running
+    // out of memory.
+    let body = postcard::to_allocvec(value).expect("postcard serialises rbk's own types");
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Parses `version || postcard(value)`, refusing versions newer than `supported`.
+pub fn decode_plain<T: DeserializeOwned>(file: &str, supported: u16, bytes: &[u8]) -> Result<T> {
+    if bytes.len() < 2 {
+        return Err(StoreError::damaged(file, "too short to hold a format version"));
+    }
+    let version = u16::from_le_bytes([bytes[0], bytes[1]]);
+    if version == 0 {
+        return Err(StoreError::damaged(file, "format version 0 is not valid"));
+    }
+    if version > supported {
+        return Err(StoreError::UnsupportedVersion {
+            file: file.to_string(),
+            found: version,
+            supported,
+        });
+    }
+    let (value, rest) = postcard::take_from_bytes(&bytes[2..])
+        .map_err(|e| StoreError::damaged(file, format!("does not parse: {e}")))?;
+    if !rest.is_empty() {
+        return Err(StoreError::damaged(
+            file,
+            format!("{} unexpected bytes after the content", rest.len()),
+        ));
+    }
+    Ok(value)
+}
+
+pub fn seal_file<T: Serialize>(crypto: &Crypto, kind: FileKind, version: u16, value: &T) -> Vec<u8> {
+    crypto.seal(kind.aad(), encode_plain(version, value))
+}
+
+pub fn open_file<T: DeserializeOwned>(
+    crypto: &Crypto,
+    kind: FileKind,
+    name: &str,
+    supported: u16,
+    sealed: &[u8],
+) -> Result<T> {
+    let file = kind.path_of(name);
+    let plain = crypto
+        .open(kind.aad(), sealed)
+        .ok_or_else(|| StoreError::damaged(&file, "authentication failed (modified or truncated)"))?;
+    decode_plain(&file, supported, &plain)
+}

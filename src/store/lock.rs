@@ -1,0 +1,182 @@
+//! Repository locks: shared for snapshot, restore and check; exclusive for maintenance.
+//!
+//! A lock is an encrypted file `locks/<random id>`. To take one, write it,
+//! then list the others: a conflict removes ours and fails. Locks are
+//! refreshed every few minutes by rewriting them under a new name, so a
+//! lock whose holder died is recognised as stale by host and pid, or by age.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::backend::Backend;
+use super::crypto::{Crypto, random_array};
+use super::error::{Result, StoreError};
+use super::format::{FileKind, open_file, seal_file};
+
+pub const LOCK_VERSION: u16 = 1;
+/// A lock not refreshed for this long is stale whatever host holds it.
+pub const STALE_AFTER_SECS: i64 = 30 * 60;
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockInfo {
+    pub exclusive: bool,
+    pub host: String,
+    pub pid: u32,
+    pub command: String,
+    /// Seconds since the Unix epoch.
+    pub created: i64,
+    pub refreshed: i64,
+}
+
+impl LockInfo {
+    pub fn describe(&self) -> String {
+        format!(
+            "{} lock held by pid {} on {} ({}), taken at {}",
+            if self.exclusive { "an exclusive" } else { "a shared" },
+            self.pid,
+            self.host,
+            self.command,
+            crate::store::time::format_unix(self.created)
+        )
+    }
+
+    /// Stale: its process is gone (same host), or it has not been refreshed for too long.
+    pub fn is_stale(&self, now: i64, this_host: &str) -> bool {
+        (self.host == this_host && !pid_alive(self.pid)) || now - self.refreshed > STALE_AFTER_SECS
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // Signal 0 checks for existence; EPERM means it exists but is not ours.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Every lock file and what it says; damaged ones are returned as errors.
+pub fn list_locks(backend: &dyn Backend, crypto: &Crypto) -> Result<Vec<(String, Result<LockInfo>)>> {
+    let mut out = Vec::new();
+    for name in backend.list(FileKind::Lock)? {
+        let info = match backend.read(FileKind::Lock, &name) {
+            Ok(bytes) => open_file(crypto, FileKind::Lock, &name, LOCK_VERSION, &bytes),
+            // Removed between list and read: its holder just released it.
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => Err(e),
+        };
+        out.push((name, info));
+    }
+    Ok(out)
+}
+
+/// A held lock; released (its file removed) on drop.
+pub struct LockGuard {
+    backend: Arc<dyn Backend>,
+    name: Arc<Mutex<String>>,
+    stop: Option<mpsc::Sender<()>>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+impl LockGuard {
+    pub fn acquire(backend: Arc<dyn Backend>, crypto: &Crypto, exclusive: bool, command: &str) -> Result<LockGuard> {
+        let now = super::time::now_unix();
+        let host = hostname();
+        let info = LockInfo {
+            exclusive,
+            host: host.clone(),
+            pid: std::process::id(),
+            command: command.to_string(),
+            created: now,
+            refreshed: now,
+        };
+        let name = write_lock(backend.as_ref(), crypto, &info)?;
+        let conflict = (|| -> Result<Option<String>> {
+            for (other, found) in list_locks(backend.as_ref(), crypto)? {
+                if other == name {
+                    continue;
+                }
+                // An unreadable lock is not a reason to refuse work: `check`
+                // reports it, and `rbk unlock` removes it.
+                let Ok(found) = found else { continue };
+                if (exclusive || found.exclusive) && !found.is_stale(now, &host) {
+                    return Ok(Some(found.describe()));
+                }
+            }
+            Ok(None)
+        })();
+        match conflict {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                let _ = backend.remove(FileKind::Lock, &name);
+                return Err(StoreError::Locked { holder });
+            }
+            Err(e) => {
+                let _ = backend.remove(FileKind::Lock, &name);
+                return Err(e);
+            }
+        }
+        let name = Arc::new(Mutex::new(name));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let refresher = {
+            let backend = backend.clone();
+            let crypto = crypto.clone();
+            let name = name.clone();
+            let mut info = info;
+            std::thread::spawn(move || {
+                loop {
+                    match stopped.recv_timeout(REFRESH_EVERY) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    info.refreshed = super::time::now_unix();
+                    // Write the new lock before removing the old, so there is
+                    // never a moment without one.
+                    if let Ok(new) = write_lock(backend.as_ref(), &crypto, &info)
+                        && let Ok(mut current) = name.lock()
+                    {
+                        let old = std::mem::replace(&mut *current, new);
+                        let _ = backend.remove(FileKind::Lock, &old);
+                    }
+                }
+            })
+        };
+        Ok(LockGuard {
+            backend,
+            name,
+            stop: Some(stop),
+            refresher: Some(refresher),
+        })
+    }
+}
+
+fn write_lock(backend: &dyn Backend, crypto: &Crypto, info: &LockInfo) -> Result<String> {
+    let name = hex::encode(random_array::<16>());
+    backend.write_new(FileKind::Lock, &name, &seal_file(crypto, FileKind::Lock, LOCK_VERSION, info))?;
+    Ok(name)
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        if let Ok(name) = self.name.lock() {
+            let _ = self.backend.remove(FileKind::Lock, &name);
+        }
+    }
+}

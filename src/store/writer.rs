@@ -1,0 +1,252 @@
+//! Storing streams: chunk, hash, deduplicate, compress, seal, pack; then index and snapshot, in that order.
+//!
+//! Pipeline per stream: a reader thread cuts segments of whole chunks; the
+//! calling thread hashes each segment while rayon seals its new chunks in
+//! parallel; a packer thread collects sealed blobs into packs and writes
+//! them. Every queue is bounded, so memory does not grow with the stream.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::backend::Backend;
+use super::blob::{BlobCodec, BlobKind};
+use super::chunker::{Chunker, Segmenter};
+use super::crypto::Crypto;
+use super::error::{Result, StoreError};
+use super::format::FileKind;
+use super::id::Id;
+use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
+use super::manifest::{LIST_ENTRIES, Snapshot, SnapshotStats, StoredStream, encode_list};
+use super::pack::PackBuilder;
+use super::repo::Repository;
+
+/// Bytes per segment handed from the reader thread to the sealers.
+const SEGMENT_SIZE: usize = 4 * 1024 * 1024;
+/// Sealed blobs queued for the packer.
+const PACKER_QUEUE: usize = 32;
+
+type SealedBlob = (BlobKind, Id, Vec<u8>);
+
+/// Writes one snapshot. Dropping it without `commit` removes the packs it
+/// wrote, so a failed snapshot leaves nothing behind.
+pub struct SnapshotWriter<'r> {
+    repo: &'r Repository,
+    index: Arc<Index>,
+    codec: BlobCodec,
+    chunker: Chunker,
+    claimed: Mutex<HashSet<Id>>,
+    packer: Option<Packer>,
+    written: Arc<Mutex<Vec<Id>>>,
+    stats: SnapshotStats,
+    started: Instant,
+    indexed: bool,
+}
+
+impl<'r> SnapshotWriter<'r> {
+    pub fn new(repo: &'r Repository, index: Arc<Index>) -> SnapshotWriter<'r> {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let packer = Packer::start(
+            repo.backend().clone(),
+            repo.crypto().clone(),
+            repo.config().pack_target as usize,
+            written.clone(),
+        );
+        SnapshotWriter {
+            repo,
+            index,
+            codec: repo.blob_codec(),
+            chunker: repo.chunker(),
+            claimed: Mutex::new(HashSet::new()),
+            packer: Some(packer),
+            written,
+            stats: SnapshotStats::default(),
+            started: Instant::now(),
+            indexed: false,
+        }
+    }
+
+    pub fn stats(&self) -> &SnapshotStats {
+        &self.stats
+    }
+
+    /// Stores a whole stream. A read error fails the stream (the snapshot must
+    /// then be dropped, not committed); it is never treated as its end.
+    pub fn add_stream<R: Read + Send>(&mut self, reader: R) -> Result<StoredStream> {
+        let (seg_tx, seg_rx) = sync_channel(2);
+        let chunker = self.chunker.clone();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut segmenter = Segmenter::new(reader, chunker, SEGMENT_SIZE);
+                loop {
+                    let next = segmenter.next_segment();
+                    let stop = !matches!(next, Ok(Some(_)));
+                    let msg = match next {
+                        Ok(Some(seg)) => Ok(seg),
+                        Ok(None) => return,
+                        Err(e) => Err(e),
+                    };
+                    if seg_tx.send(msg).is_err() || stop {
+                        return;
+                    }
+                }
+            });
+            self.consume(seg_rx)
+        })
+    }
+
+    fn consume(&mut self, segments: Receiver<std::io::Result<super::chunker::Segment>>) -> Result<StoredStream> {
+        let mut hasher = blake3::Hasher::new();
+        let mut stream = StoredStream::default();
+        let mut list: Vec<(Id, u32)> = Vec::with_capacity(LIST_ENTRIES);
+        for segment in segments {
+            let segment = segment.map_err(StoreError::Input)?;
+            let chunks: Vec<&[u8]> = segment.chunks().collect();
+            let (_, sealed) = rayon::join(
+                || hasher.update(&segment.data),
+                || chunks.par_iter().map(|c| self.seal_if_new(c)).collect::<Vec<_>>(),
+            );
+            stream.size += segment.data.len() as u64;
+            for (id, len, blob) in sealed {
+                self.stats.chunks += 1;
+                stream.chunks += 1;
+                if let Some(blob) = blob {
+                    self.push(BlobKind::Data, id, blob)?;
+                }
+                list.push((id, len));
+                if list.len() == LIST_ENTRIES {
+                    stream.lists.push(self.store_list(&list)?);
+                    list.clear();
+                }
+            }
+        }
+        if !list.is_empty() {
+            stream.lists.push(self.store_list(&list)?);
+        }
+        stream.hash = *hasher.finalize().as_bytes();
+        Ok(stream)
+    }
+
+    /// The chunk's id, length, and its sealed bytes if no one has stored it yet.
+    fn seal_if_new(&self, chunk: &[u8]) -> (Id, u32, Option<Vec<u8>>) {
+        let id = self.codec.id_of(chunk);
+        let new = !self.index.contains(&id)
+            && self
+                .claimed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(id);
+        (id, chunk.len() as u32, new.then(|| self.codec.seal(&id, chunk)))
+    }
+
+    fn store_list(&mut self, entries: &[(Id, u32)]) -> Result<Id> {
+        let bytes = encode_list(entries);
+        let (id, _, blob) = self.seal_if_new(&bytes);
+        if let Some(blob) = blob {
+            self.push(BlobKind::List, id, blob)?;
+        }
+        Ok(id)
+    }
+
+    fn push(&mut self, kind: BlobKind, id: Id, sealed: Vec<u8>) -> Result<()> {
+        self.stats.bytes_added += sealed.len() as u64;
+        if kind == BlobKind::Data {
+            self.stats.new_chunks += 1;
+        }
+        let packer = self.packer.as_mut().ok_or_else(|| StoreError::Invalid("writer already closed".into()))?;
+        if packer.tx.as_ref().is_some_and(|tx| tx.send((kind, id, sealed)).is_ok()) {
+            return Ok(());
+        }
+        // The packer stopped: its error says why.
+        Err(self.close_packer().err().unwrap_or_else(|| StoreError::Invalid("the packer stopped".into())))
+    }
+
+    fn close_packer(&mut self) -> Result<Vec<IndexedPack>> {
+        let Some(mut packer) = self.packer.take() else {
+            return Ok(Vec::new());
+        };
+        drop(packer.tx.take());
+        match packer.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(StoreError::Invalid("the packer thread panicked".into())),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Makes the snapshot durable: remaining packs, then the index that lists
+    /// them, then the manifest. Until the manifest exists, no snapshot does.
+    pub fn commit(mut self, mut snapshot: Snapshot) -> Result<(Id, Snapshot)> {
+        let packs = self.close_packer()?;
+        if !packs.is_empty() {
+            self.repo.write_sealed(FileKind::Index, INDEX_VERSION, &IndexFile { packs })?;
+        }
+        self.indexed = true;
+        self.stats.duration_ms = self.started.elapsed().as_millis() as u64;
+        let stats = self.stats.clone();
+        snapshot.stats = SnapshotStats {
+            bytes_read: snapshot.stats.bytes_read,
+            ..stats
+        };
+        let id = self.repo.save_snapshot(&snapshot)?;
+        Ok((id, snapshot))
+    }
+}
+
+impl Drop for SnapshotWriter<'_> {
+    fn drop(&mut self) {
+        let _ = self.close_packer();
+        if self.indexed {
+            return;
+        }
+        // No index lists these packs and no other writer can use their
+        // blobs (others deduplicate only against indexed blobs), so they are
+        // garbage: remove them now rather than leave them for prune.
+        let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|p| p.into_inner()));
+        for pack in written {
+            let _ = self.repo.backend().remove(FileKind::Pack, &pack.to_hex());
+        }
+    }
+}
+
+struct Packer {
+    tx: Option<SyncSender<SealedBlob>>,
+    handle: Option<JoinHandle<Result<Vec<IndexedPack>>>>,
+}
+
+impl Packer {
+    fn start(backend: Arc<dyn Backend>, crypto: Crypto, target: usize, written: Arc<Mutex<Vec<Id>>>) -> Packer {
+        let (tx, rx) = sync_channel::<SealedBlob>(PACKER_QUEUE);
+        let handle = std::thread::spawn(move || {
+            let mut done = Vec::new();
+            let mut builder = PackBuilder::default();
+            let flush = |builder: PackBuilder, done: &mut Vec<IndexedPack>| -> Result<()> {
+                let (id, bytes, blobs) = builder.finish(&crypto);
+                // Recorded before the write, so an abort also removes a pack
+                // whose write failed halfway (a no-op if it never appeared).
+                written.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                backend.write_new(FileKind::Pack, &id.to_hex(), &bytes)?;
+                done.push(IndexedPack { id, blobs });
+                Ok(())
+            };
+            for (kind, id, sealed) in rx {
+                builder.add(kind, id, sealed);
+                if builder.size() >= target {
+                    flush(std::mem::take(&mut builder), &mut done)?;
+                }
+            }
+            if !builder.is_empty() {
+                flush(builder, &mut done)?;
+            }
+            Ok(done)
+        });
+        Packer {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+}
