@@ -320,6 +320,23 @@ fn ordinary_compressed_files_are_plain() {
     assert_plain(&dzv1);
 }
 
+/// A window over 2^27 could not be loaded by `neo4j-admin`, and decoding it would need more
+/// memory than rbk allows: such a stream is stored as it is.
+#[test]
+fn zstd_window_over_the_limit_is_plain() {
+    let envelope = Envelope::new(DumpFormat::LegacyZstd, 1, 3);
+    let mut e = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    e.window_log(MAX_WINDOW_LOG + 1).unwrap();
+    e.write_all(&envelope.header.unwrap()).unwrap();
+    e.write_all(&tar_of(&sample_files())).unwrap();
+    let big_window = e.finish().unwrap();
+    assert_eq!(
+        zstd_frames(&big_window)[0].window,
+        1 << (MAX_WINDOW_LOG + 1)
+    );
+    assert_plain(&big_window);
+}
+
 #[test]
 fn short_odd_and_large_inputs_are_plain() {
     assert_plain(b"");
