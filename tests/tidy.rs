@@ -1,0 +1,86 @@
+//! Tidy: the layering rules of docs/ARCHITECTURE.md, checked by reading the source.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Code lines outside tests and comments (tests may print and use anything).
+fn code_lines(path: &Path) -> Vec<String> {
+    if path.file_name().is_some_and(|n| n == "tests.rs") {
+        return Vec::new();
+    }
+    let text = fs::read_to_string(path).unwrap();
+    let end = text.find("#[cfg(test)]").unwrap_or(text.len());
+    text[..end]
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn rel(path: &Path) -> String {
+    path.strip_prefix(src()).unwrap().display().to_string()
+}
+
+#[test]
+fn every_file_says_what_it_is_and_none_is_mod_rs() {
+    for f in rust_files(&src()) {
+        let text = fs::read_to_string(&f).unwrap();
+        assert!(text.starts_with("//!"), "{} must start with a //! line", rel(&f));
+        assert!(f.file_name().unwrap() != "mod.rs", "{}: use foo.rs + foo/, not mod.rs", rel(&f));
+    }
+}
+
+#[test]
+fn the_store_depends_on_nothing_above_it() {
+    for f in rust_files(&src().join("store")).into_iter().chain([src().join("store.rs")]) {
+        for line in code_lines(&f) {
+            let l = line.trim();
+            for banned in ["crate::cli", "crate::backup", "crate::restore", "crate::parts", "crate::codec", "crate::source", "tokio", "bollard"] {
+                assert!(!l.contains(banned), "{}: the store must not use {banned}: {l}", rel(&f));
+            }
+        }
+    }
+}
+
+#[test]
+fn codecs_and_inputs_never_touch_the_store() {
+    let mut files = rust_files(&src().join("codec"));
+    files.extend([src().join("codec.rs"), src().join("parts.rs")]);
+    for f in files {
+        for line in code_lines(&f) {
+            assert!(!line.contains("crate::store"), "{}: codecs and inputs must not use the store: {line}", rel(&f));
+        }
+    }
+}
+
+#[test]
+fn only_the_cli_prints() {
+    for f in rust_files(&src()) {
+        let r = rel(&f);
+        if r.starts_with("cli") || r == "main.rs" {
+            continue;
+        }
+        for line in code_lines(&f) {
+            for banned in ["println!", "eprintln!", "print!(", "eprint!(", "dbg!("] {
+                assert!(!line.contains(banned), "{r}: only cli/ prints: {line}");
+            }
+        }
+    }
+}
