@@ -48,7 +48,7 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     println!(
                         "{:<9} {:<26} {:<16} {:>10} {:>10}  {}{}",
                         id.short(),
-                        s.time,
+                        crate::store::time::display(&s.time),
                         s.host,
                         bytes(s.stats.bytes_read),
                         bytes(s.stats.bytes_added),

@@ -18,13 +18,24 @@ pub fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Now, to the second, in RFC 3339 with the local UTC offset (UTC when it
-/// cannot be known).
+/// Now, in RFC 3339 with the local UTC offset (UTC when it cannot be known).
+/// Sub-second digits are kept so snapshots taken within one second still
+/// sort in the order they were taken.
 pub fn now_rfc3339() -> String {
     let offset = LOCAL_OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
     let now = OffsetDateTime::now_utc().to_offset(offset);
-    let now = now.replace_nanosecond(0).unwrap_or(now);
     now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// An RFC 3339 time shown to the second, for tables.
+pub fn display(rfc3339: &str) -> String {
+    match parse_rfc3339(rfc3339) {
+        Some(t) => {
+            let t = t.replace_nanosecond(0).unwrap_or(t);
+            t.format(&Rfc3339).unwrap_or_else(|_| rfc3339.to_string())
+        }
+        None => rfc3339.to_string(),
+    }
 }
 
 pub fn format_unix(secs: i64) -> String {
