@@ -61,8 +61,9 @@ fn restore_part(repo: &Repository, index: &Index, part: &Part, path: &Path) -> R
         let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         write_part(repo, index, part, &mut out)?;
+        // No fsync: a restore interrupted by a crash is simply run again, and
+        // flushing a multi-GiB dump would double the time to get a stack back.
         let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
         let len = file.metadata()?.len();
         fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))?;
         Ok(len)

@@ -106,17 +106,13 @@ impl<R: Read> Segmenter<R> {
     pub fn next_segment(&mut self) -> io::Result<Option<Segment>> {
         let mut buf = Vec::with_capacity(self.segment_size);
         buf.append(&mut self.carry);
-        while buf.len() < self.segment_size && !self.eof {
-            let old = buf.len();
-            buf.resize(self.segment_size, 0);
-            match self.reader.read(&mut buf[old..]) {
-                Ok(0) => {
-                    buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => buf.truncate(old + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
-                Err(e) => return Err(e),
+        if !self.eof {
+            // `read_to_end` fills spare capacity without zeroing it first
+            // (zeroing cost as much as chunking), and retries on EINTR.
+            let want = (self.segment_size - buf.len()) as u64;
+            let got = (&mut self.reader).take(want).read_to_end(&mut buf)?;
+            if (got as u64) < want {
+                self.eof = true;
             }
         }
         if buf.is_empty() {

@@ -23,7 +23,7 @@ use super::format::FileKind;
 use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
 use super::manifest::{LIST_ENTRIES, Snapshot, SnapshotStats, StoredStream, encode_list};
-use super::pack::PackBuilder;
+use super::pack::{PackBuilder, PackedBlob};
 use super::repo::Repository;
 
 /// Bytes per segment handed from the reader thread to the sealers.
@@ -219,30 +219,36 @@ struct Packer {
 }
 
 impl Packer {
+    /// Two threads: one fills packs, the other writes and fsyncs finished
+    /// ones, so sealing never waits for the disk (an fsync of a 16 MiB pack
+    /// can take longer than filling the next one).
     fn start(backend: Arc<dyn Backend>, crypto: Crypto, target: usize, written: Arc<Mutex<Vec<Id>>>) -> Packer {
         let (tx, rx) = sync_channel::<SealedBlob>(PACKER_QUEUE);
         let handle = std::thread::spawn(move || {
-            let mut done = Vec::new();
+            let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(1);
+            let disk = std::thread::spawn(move || -> Result<Vec<IndexedPack>> {
+                let mut done = Vec::new();
+                for (id, bytes, blobs) in pack_rx {
+                    // Recorded before the write, so an abort also removes a
+                    // pack whose write failed halfway (a no-op if it never appeared).
+                    written.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                    backend.write_new(FileKind::Pack, &id.to_hex(), &bytes)?;
+                    done.push(IndexedPack { id, blobs });
+                }
+                Ok(done)
+            });
             let mut builder = PackBuilder::default();
-            let flush = |builder: PackBuilder, done: &mut Vec<IndexedPack>| -> Result<()> {
-                let (id, bytes, blobs) = builder.finish(&crypto);
-                // Recorded before the write, so an abort also removes a pack
-                // whose write failed halfway (a no-op if it never appeared).
-                written.lock().unwrap_or_else(|p| p.into_inner()).push(id);
-                backend.write_new(FileKind::Pack, &id.to_hex(), &bytes)?;
-                done.push(IndexedPack { id, blobs });
-                Ok(())
-            };
             for (kind, id, sealed) in rx {
                 builder.add(kind, id, sealed);
-                if builder.size() >= target {
-                    flush(std::mem::take(&mut builder), &mut done)?;
+                if builder.size() >= target && pack_tx.send(std::mem::take(&mut builder).finish(&crypto)).is_err() {
+                    break; // the disk thread failed; its error is returned below
                 }
             }
             if !builder.is_empty() {
-                flush(builder, &mut done)?;
+                let _ = pack_tx.send(builder.finish(&crypto));
             }
-            Ok(done)
+            drop(pack_tx);
+            disk.join().map_err(|_| StoreError::Invalid("the pack writer thread panicked".into()))?
         });
         Packer {
             tx: Some(tx),
