@@ -10,7 +10,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::codec::neo4j_dump::{Sniffed, sniff};
-use crate::parts::{CODEC_NEO4J_DUMP, CODEC_RAW, CommandReader, PartInput, Tap, encode_envelope, valid_part_name};
+use crate::parts::{
+    CODEC_NEO4J_DUMP, CODEC_RAW, CommandReader, PartInput, Tap, encode_envelope, valid_part_name,
+};
 use crate::store::manifest::{Part, Snapshot, SnapshotStats};
 use crate::store::writer::SnapshotWriter;
 use crate::store::{Id, Repository};
@@ -41,13 +43,25 @@ fn validate(options: &SnapshotOptions) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for p in &options.parts {
         if !valid_part_name(&p.name) {
-            bail!("{:?} cannot be a part name: it becomes a file name on restore", p.name);
+            bail!(
+                "{:?} cannot be a part name: it becomes a file name on restore",
+                p.name
+            );
         }
         if !seen.insert(&p.name) {
-            bail!("two parts are named {:?}; part names must be unique", p.name);
+            bail!(
+                "two parts are named {:?}; part names must be unique",
+                p.name
+            );
         }
     }
-    if options.parts.iter().filter(|p| matches!(p.input, PartInput::Stdin)).count() > 1 {
+    if options
+        .parts
+        .iter()
+        .filter(|p| matches!(p.input, PartInput::Stdin))
+        .count()
+        > 1
+    {
         bail!("only one part can come from stdin");
     }
     Ok(())
@@ -61,13 +75,20 @@ pub fn snapshot(repo: &Repository, options: &SnapshotOptions) -> Result<(Id, Sna
     let mut parts = Vec::new();
     let mut bytes_read = 0;
     for spec in &options.parts {
-        let part = store_part(&mut writer, spec, options.raw).with_context(|| format!("part {:?} ({})", spec.name, spec.input.origin()))?;
+        let part = store_part(&mut writer, spec, options.raw)
+            .with_context(|| format!("part {:?} ({})", spec.name, spec.input.origin()))?;
         bytes_read += part.source_size;
         parts.push(part);
     }
     let snapshot = Snapshot {
-        time: options.time.clone().unwrap_or_else(crate::store::time::now_rfc3339),
-        host: options.host.clone().unwrap_or_else(crate::store::lock::hostname),
+        time: options
+            .time
+            .clone()
+            .unwrap_or_else(crate::store::time::now_rfc3339),
+        host: options
+            .host
+            .clone()
+            .unwrap_or_else(crate::store::lock::hostname),
         tags: options.tags.clone(),
         parts,
         labels: options.labels.clone(),
@@ -81,7 +102,9 @@ pub fn snapshot(repo: &Repository, options: &SnapshotOptions) -> Result<(Id, Sna
 
 fn store_part(writer: &mut SnapshotWriter<'_>, spec: &PartSpec, raw: bool) -> Result<Part> {
     let input: Box<dyn Read + Send> = match &spec.input {
-        PartInput::File(path) => Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?),
+        PartInput::File(path) => {
+            Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
+        }
         PartInput::Stdin => Box::new(io::stdin()),
         PartInput::Command { program, args } => Box::new(CommandReader::spawn(program, args)?),
     };
@@ -90,7 +113,10 @@ fn store_part(writer: &mut SnapshotWriter<'_>, spec: &PartSpec, raw: bool) -> Re
         (CODEC_RAW, Vec::new(), writer.add_stream(&mut tap)?)
     } else {
         match sniff(&mut tap)? {
-            Sniffed::Dump { envelope, mut inner } => {
+            Sniffed::Dump {
+                envelope,
+                mut inner,
+            } => {
                 let stored = writer.add_stream(&mut inner)?;
                 drop(inner);
                 (CODEC_NEO4J_DUMP, encode_envelope(&envelope), stored)

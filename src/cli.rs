@@ -29,7 +29,11 @@ pub mod exit {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "rbk", version, about = "Deduplicating, encrypted backups of RushDB stacks (Neo4j + SQL metadata)")]
+#[command(
+    name = "rbk",
+    version,
+    about = "Deduplicating, encrypted backups of RushDB stacks (Neo4j + SQL metadata)"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -91,7 +95,9 @@ fn init_tracing(global: &GlobalArgs) {
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RBK_LOG").unwrap_or_else(|_| level.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RBK_LOG").unwrap_or_else(|_| level.into()),
+        )
         .without_time()
         .try_init();
 }

@@ -19,7 +19,10 @@ pub enum PartInput {
     File(PathBuf),
     Stdin,
     /// rbk runs the producer and reads its stdout.
-    Command { program: String, args: Vec<String> },
+    Command {
+        program: String,
+        args: Vec<String>,
+    },
 }
 
 impl PartInput {
@@ -128,8 +131,14 @@ impl CommandReader {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start `{program}`: {e}")))?;
-        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
-        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr pipe"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout pipe"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| io::Error::other("no stderr pipe"))?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         // Drained on its own thread: a producer that fills the stderr pipe
         // while nobody reads it would block forever.
@@ -156,7 +165,10 @@ impl CommandReader {
     }
 
     fn failure(&mut self, status: ExitStatus) -> io::Error {
-        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        let how = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(code), _) => format!("exited with status {code}"),
             (None, Some(sig)) => format!("was killed by signal {sig}"),
             _ => "failed".into(),

@@ -1,7 +1,7 @@
 //! `restore --to DIR`: every part of a snapshot back as a file, verified before it is given its name.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -24,7 +24,12 @@ pub struct RestoredPart {
 }
 
 /// Restores the named parts (all when `only` is empty) of a snapshot into `dir`.
-pub fn restore_to_dir(repo: &Repository, wanted: &str, dir: &Path, only: &[String]) -> Result<(Id, Snapshot, Vec<RestoredPart>)> {
+pub fn restore_to_dir(
+    repo: &Repository,
+    wanted: &str,
+    dir: &Path,
+    only: &[String],
+) -> Result<(Id, Snapshot, Vec<RestoredPart>)> {
     let _lock = repo.lock(false, "restore")?;
     let (id, snapshot) = repo.find_snapshot(wanted)?;
     for name in only {
@@ -35,12 +40,21 @@ pub fn restore_to_dir(repo: &Repository, wanted: &str, dir: &Path, only: &[Strin
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let index = repo.load_index()?;
     let mut restored = Vec::new();
-    for part in snapshot.parts.iter().filter(|p| only.is_empty() || only.contains(&p.name)) {
+    for part in snapshot
+        .parts
+        .iter()
+        .filter(|p| only.is_empty() || only.contains(&p.name))
+    {
         if !valid_part_name(&part.name) {
-            bail!("snapshot {} has a part named {:?}, which is not a safe file name", id.short(), part.name);
+            bail!(
+                "snapshot {} has a part named {:?}, which is not a safe file name",
+                id.short(),
+                part.name
+            );
         }
         let path = dir.join(&part.name);
-        let bytes = restore_part(repo, &index, part, &path).with_context(|| format!("restoring part {:?}", part.name))?;
+        let bytes = restore_part(repo, &index, part, &path)
+            .with_context(|| format!("restoring part {:?}", part.name))?;
         restored.push(RestoredPart {
             name: part.name.clone(),
             path,
@@ -58,12 +72,12 @@ fn restore_part(repo: &Repository, index: &Index, part: &Part, path: &Path) -> R
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".rbk-partial-{}", part.name));
     let result = (|| -> Result<u64> {
-        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        write_part(repo, index, part, &mut out)?;
+        // Unbuffered: chunks arrive in tens of KiB, and the dump encoder buffers itself.
+        let mut file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        write_part(repo, index, part, &mut file)?;
         // No fsync: a restore interrupted by a crash is simply run again, and
         // flushing a multi-GiB dump would double the time to get a stack back.
-        let file = out.into_inner().map_err(|e| e.into_error())?;
         let len = file.metadata()?.len();
         fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))?;
         Ok(len)
@@ -81,7 +95,8 @@ fn write_part(repo: &Repository, index: &Index, part: &Part, out: &mut dyn Write
     match part.codec.as_str() {
         CODEC_RAW => repo.restore_stream(index, &part.stored, &part.name, out)?,
         CODEC_NEO4J_DUMP => {
-            let envelope = decode_envelope(&part.envelope).context("the dump envelope in the manifest is malformed")?;
+            let envelope = decode_envelope(&part.envelope)
+                .context("the dump envelope in the manifest is malformed")?;
             let mut dump = DumpWriter::new(out, &envelope, DUMP_LEVEL)?;
             repo.restore_stream(index, &part.stored, &part.name, &mut dump)?;
             dump.finish()?;

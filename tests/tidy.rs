@@ -42,18 +42,42 @@ fn rel(path: &Path) -> String {
 fn every_file_says_what_it_is_and_none_is_mod_rs() {
     for f in rust_files(&src()) {
         let text = fs::read_to_string(&f).unwrap();
-        assert!(text.starts_with("//!"), "{} must start with a //! line", rel(&f));
-        assert!(f.file_name().unwrap() != "mod.rs", "{}: use foo.rs + foo/, not mod.rs", rel(&f));
+        assert!(
+            text.starts_with("//!"),
+            "{} must start with a //! line",
+            rel(&f)
+        );
+        assert!(
+            f.file_name().unwrap() != "mod.rs",
+            "{}: use foo.rs + foo/, not mod.rs",
+            rel(&f)
+        );
     }
 }
 
 #[test]
 fn the_store_depends_on_nothing_above_it() {
-    for f in rust_files(&src().join("store")).into_iter().chain([src().join("store.rs")]) {
+    for f in rust_files(&src().join("store"))
+        .into_iter()
+        .chain([src().join("store.rs")])
+    {
         for line in code_lines(&f) {
             let l = line.trim();
-            for banned in ["crate::cli", "crate::backup", "crate::restore", "crate::parts", "crate::codec", "crate::source", "tokio", "bollard"] {
-                assert!(!l.contains(banned), "{}: the store must not use {banned}: {l}", rel(&f));
+            for banned in [
+                "crate::cli",
+                "crate::backup",
+                "crate::restore",
+                "crate::parts",
+                "crate::codec",
+                "crate::source",
+                "tokio",
+                "bollard",
+            ] {
+                assert!(
+                    !l.contains(banned),
+                    "{}: the store must not use {banned}: {l}",
+                    rel(&f)
+                );
             }
         }
     }
@@ -65,7 +89,11 @@ fn codecs_and_inputs_never_touch_the_store() {
     files.extend([src().join("codec.rs"), src().join("parts.rs")]);
     for f in files {
         for line in code_lines(&f) {
-            assert!(!line.contains("crate::store"), "{}: codecs and inputs must not use the store: {line}", rel(&f));
+            assert!(
+                !line.contains("crate::store"),
+                "{}: codecs and inputs must not use the store: {line}",
+                rel(&f)
+            );
         }
     }
 }

@@ -22,7 +22,11 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8> {
     let _lock = repo.lock(false, "check")?;
     let started = std::time::Instant::now();
     let report = check(&repo, args.read_data)?;
-    let code = if report.errors.is_empty() { super::exit::OK } else { super::exit::DAMAGED };
+    let code = if report.errors.is_empty() {
+        super::exit::OK
+    } else {
+        super::exit::DAMAGED
+    };
     if global.json {
         let mut v = serde_json::to_value(&report)?;
         v["ok"] = serde_json::Value::Bool(report.errors.is_empty());
@@ -43,8 +47,16 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8> {
                 report.snapshots,
                 report.packs,
                 report.blobs,
-                if args.read_data { format!(", read {}", bytes(report.bytes_read)) } else { String::new() },
-                if report.errors.is_empty() { "no errors".to_string() } else { format!("{} error(s)", report.errors.len()) }
+                if args.read_data {
+                    format!(", read {}", bytes(report.bytes_read))
+                } else {
+                    String::new()
+                },
+                if report.errors.is_empty() {
+                    "no errors".to_string()
+                } else {
+                    format!("{} error(s)", report.errors.len())
+                }
             );
         }
     }

@@ -39,7 +39,11 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
             "key": repo.key_name(),
         }));
     } else if !global.quiet {
-        println!("created repository {} at {}", repo.config().repo_id.short(), backend.root().display());
+        println!(
+            "created repository {} at {}",
+            repo.config().repo_id.short(),
+            backend.root().display()
+        );
         println!("keep the password safe: without it the backups cannot be read");
     }
     Ok(super::exit::OK)

@@ -19,7 +19,10 @@ pub fn read_password(src: &PasswordSource, confirm: bool) -> Result<Zeroizing<St
         return non_empty(Zeroizing::new(p), "RBK_PASSWORD");
     }
     if let Some(path) = &src.file {
-        let raw = Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read the password file {}", path.display()))?);
+        let raw = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the password file {}", path.display()))?,
+        );
         return non_empty(first_line(&raw), "the password file");
     }
     if let Some(cmd) = &src.command {
@@ -33,11 +36,15 @@ pub fn read_password(src: &PasswordSource, confirm: bool) -> Result<Zeroizing<St
         if !out.status.success() {
             bail!("the password command {cmd:?} failed ({})", out.status);
         }
-        let raw = Zeroizing::new(String::from_utf8(out.stdout).context("the password command printed invalid UTF-8")?);
+        let raw = Zeroizing::new(
+            String::from_utf8(out.stdout).context("the password command printed invalid UTF-8")?,
+        );
         return non_empty(first_line(&raw), "the password command");
     }
     if !std::io::stdin().is_terminal() {
-        bail!("no password: set RBK_PASSWORD, RBK_PASSWORD_FILE or RBK_PASSWORD_COMMAND (no terminal to ask on)");
+        bail!(
+            "no password: set RBK_PASSWORD, RBK_PASSWORD_FILE or RBK_PASSWORD_COMMAND (no terminal to ask on)"
+        );
     }
     let first = Zeroizing::new(rpassword::prompt_password("repository password: ")?);
     if confirm {

@@ -39,9 +39,19 @@ pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
         }));
     } else if !global.quiet {
         for p in &restored {
-            println!("  {:<24} {:>10}  {}", p.name, bytes(p.bytes), p.path.display());
+            println!(
+                "  {:<24} {:>10}  {}",
+                p.name,
+                bytes(p.bytes),
+                p.path.display()
+            );
         }
-        println!("restored snapshot {} ({} part(s), verified) in {:.1} s", id.short(), restored.len(), ms as f64 / 1000.0);
+        println!(
+            "restored snapshot {} ({} part(s), verified) in {:.1} s",
+            id.short(),
+            restored.len(),
+            ms as f64 / 1000.0
+        );
     }
     Ok(super::exit::OK)
 }

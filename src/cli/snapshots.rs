@@ -39,12 +39,23 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
             .collect();
         json(&serde_json::Value::Array(items));
     } else {
-        println!("{:<9} {:<26} {:<16} {:>10} {:>10}  parts / tags", "id", "time", "host", "size", "added");
+        println!(
+            "{:<9} {:<26} {:<16} {:>10} {:>10}  parts / tags",
+            "id", "time", "host", "size", "added"
+        );
         for (id, s) in &all {
             match s {
                 Ok(s) => {
-                    let parts: Vec<String> = s.parts.iter().map(|p| format!("{} ({})", p.name, bytes(p.source_size))).collect();
-                    let tags = if s.tags.is_empty() { String::new() } else { format!("  [{}]", s.tags.join(", ")) };
+                    let parts: Vec<String> = s
+                        .parts
+                        .iter()
+                        .map(|p| format!("{} ({})", p.name, bytes(p.source_size)))
+                        .collect();
+                    let tags = if s.tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  [{}]", s.tags.join(", "))
+                    };
                     println!(
                         "{:<9} {:<26} {:<16} {:>10} {:>10}  {}{}",
                         id.short(),

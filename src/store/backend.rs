@@ -97,7 +97,10 @@ impl Backend for LocalBackend {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 StoreError::damaged(
                     kind.path_of(name),
-                    format!("shorter than expected: no {} bytes at offset {offset}", buf.len()),
+                    format!(
+                        "shorter than expected: no {} bytes at offset {offset}",
+                        buf.len()
+                    ),
                 )
             } else {
                 Self::io("read", &path, e)
@@ -152,7 +155,9 @@ impl Backend for LocalBackend {
             for entry in entries {
                 let entry = entry.map_err(|e| Self::io("list", &d, e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let ft = entry.file_type().map_err(|e| Self::io("stat", &entry.path(), e))?;
+                let ft = entry
+                    .file_type()
+                    .map_err(|e| Self::io("stat", &entry.path(), e))?;
                 if kind == FileKind::Pack && ft.is_dir() && d == dir {
                     dirs.push(entry.path());
                 } else if ft.is_file() && !name.starts_with(TEMP_PREFIX) {
@@ -175,7 +180,13 @@ impl Backend for LocalBackend {
 
     fn create_layout(&self) -> Result<()> {
         fs::create_dir_all(&self.root).map_err(|e| Self::io("create directory", &self.root, e))?;
-        for kind in [FileKind::Key, FileKind::Pack, FileKind::Index, FileKind::Snapshot, FileKind::Lock] {
+        for kind in [
+            FileKind::Key,
+            FileKind::Pack,
+            FileKind::Index,
+            FileKind::Snapshot,
+            FileKind::Lock,
+        ] {
             let d = self.root.join(kind.dir());
             fs::create_dir_all(&d).map_err(|e| Self::io("create directory", &d, e))?;
         }

@@ -42,10 +42,13 @@ impl CheckReport {
         });
     }
 
-    fn from_err(&mut self, e: StoreError) {
+    fn record(&mut self, e: StoreError) {
         match e {
             StoreError::Damaged { file, detail } => self.error(file, detail),
-            StoreError::MissingBlob { blob, needed_by } => self.error(format!("blob {blob}"), format!("missing (needed by {needed_by})")),
+            StoreError::MissingBlob { blob, needed_by } => self.error(
+                format!("blob {blob}"),
+                format!("missing (needed by {needed_by})"),
+            ),
             other => self.error("repository", other.to_string()),
         }
     }
@@ -59,8 +62,11 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
     let backend = repo.backend();
 
     for name in backend.list(FileKind::Key)? {
-        if let Err(e) = backend.read(FileKind::Key, &name).and_then(|b| KeyFile::decode(&name, &b)) {
-            report.from_err(e);
+        if let Err(e) = backend
+            .read(FileKind::Key, &name)
+            .and_then(|b| KeyFile::decode(&name, &b))
+        {
+            report.record(e);
         }
     }
 
@@ -68,14 +74,17 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
     for name in backend.list(FileKind::Index)? {
         match repo.read_index_file(&name) {
             Ok(f) => index_files.push(f),
-            Err(e) => report.from_err(e),
+            Err(e) => report.record(e),
         }
     }
     let index = Index::from_files(&index_files);
     let mut indexed: HashMap<Id, Vec<PackedBlob>> = HashMap::new();
     for f in &index_files {
         for p in &f.packs {
-            indexed.entry(p.id).or_default().extend(p.blobs.iter().copied());
+            indexed
+                .entry(p.id)
+                .or_default()
+                .extend(p.blobs.iter().copied());
         }
     }
 
@@ -85,17 +94,24 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
     for (pack, blobs) in &indexed {
         let name = pack.to_hex();
         if !on_disk.contains(&name) {
-            report.error(FileKind::Pack.path_of(&name), "listed in the index but missing");
+            report.error(
+                FileKind::Pack.path_of(&name),
+                "listed in the index but missing",
+            );
             continue;
         }
-        let end = blobs.iter().map(|b| b.offset as u64 + b.length as u64).max().unwrap_or(0);
+        let end = blobs
+            .iter()
+            .map(|b| b.offset as u64 + b.length as u64)
+            .max()
+            .unwrap_or(0);
         match backend.size(FileKind::Pack, &name) {
             Ok(size) if size < end => report.error(
                 FileKind::Pack.path_of(&name),
                 format!("{size} bytes, but the index places blobs up to byte {end} (truncated)"),
             ),
             Ok(_) => {}
-            Err(e) => report.from_err(e),
+            Err(e) => report.record(e),
         }
     }
     for name in &on_disk {
@@ -103,7 +119,8 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         if !known {
             report.warnings.push(Problem {
                 file: FileKind::Pack.path_of(name),
-                detail: "in no index (left by an interrupted snapshot); not used by any snapshot".into(),
+                detail: "in no index (left by an interrupted snapshot); not used by any snapshot"
+                    .into(),
             });
         }
     }
@@ -113,7 +130,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         let snapshot = match snapshot {
             Ok(s) => s,
             Err(e) => {
-                report.from_err(e);
+                report.record(e);
                 continue;
             }
         };
@@ -131,19 +148,25 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
                                 chunks += 1;
                                 size += len as u64;
                                 if !index.contains(&chunk) {
-                                    report.error(format!("blob {chunk}"), format!("missing (needed by {what})"));
+                                    report.error(
+                                        format!("blob {chunk}"),
+                                        format!("missing (needed by {what})"),
+                                    );
                                 }
                             }
                         }
                         Err(d) => report.error(format!("list blob {list}"), d),
                     },
-                    Err(e) => report.from_err(e),
+                    Err(e) => report.record(e),
                 }
             }
             if chunks != part.stored.chunks || size != part.stored.size {
                 report.error(
                     FileKind::Snapshot.path_of(&id.to_hex()),
-                    format!("part {} lists {chunks} chunks of {size} bytes, the manifest says {} of {}", part.name, part.stored.chunks, part.stored.size),
+                    format!(
+                        "part {} lists {chunks} chunks of {size} bytes, the manifest says {} of {}",
+                        part.name, part.stored.chunks, part.stored.size
+                    ),
                 );
             }
         }
@@ -163,7 +186,13 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         names.sort();
         let results: Vec<(u64, Vec<Problem>)> = names
             .par_iter()
-            .map(|name| read_pack(repo, name, Id::from_hex(name).and_then(|id| indexed.get(&id))))
+            .map(|name| {
+                read_pack(
+                    repo,
+                    name,
+                    Id::from_hex(name).and_then(|id| indexed.get(&id)),
+                )
+            })
             .collect();
         for (bytes, problems) in results {
             report.bytes_read += bytes;
@@ -176,10 +205,19 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
 }
 
 /// Reads one pack whole: its hash, its header, every blob, and agreement with the index.
-fn read_pack(repo: &Repository, name: &str, indexed: Option<&Vec<PackedBlob>>) -> (u64, Vec<Problem>) {
+fn read_pack(
+    repo: &Repository,
+    name: &str,
+    indexed: Option<&Vec<PackedBlob>>,
+) -> (u64, Vec<Problem>) {
     let file = FileKind::Pack.path_of(name);
     let mut problems = Vec::new();
-    let mut problem = |detail: String| problems.push(Problem { file: file.clone(), detail });
+    let mut problem = |detail: String| {
+        problems.push(Problem {
+            file: file.clone(),
+            detail,
+        })
+    };
     let bytes = match repo.backend().read(FileKind::Pack, name) {
         Ok(b) => b,
         Err(e) => {

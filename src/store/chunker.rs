@@ -57,7 +57,18 @@ impl Chunker {
     /// least `max_size` bytes unless `data` is the end of the stream.
     pub fn cut(&self, data: &[u8]) -> usize {
         let (ms, ml, msl, mll) = self.masks;
-        let (_, len) = cut_gear(data, self.min, self.avg, self.max, ms, ml, msl, mll, &self.gear[..], &self.gear_ls[..]);
+        let (_, len) = cut_gear(
+            data,
+            self.min,
+            self.avg,
+            self.max,
+            ms,
+            ml,
+            msl,
+            mll,
+            &self.gear[..],
+            &self.gear_ls[..],
+        );
         len
     }
 }

@@ -31,13 +31,17 @@ impl ChunkerParams {
     /// Bounds that keep memory and the cut loop sane; checked when a config is read.
     pub fn validate(&self) -> Result<(), String> {
         let ok = self.min_size >= 64
-            && self.min_size % 2 == 0
-            && self.avg_size % 2 == 0
-            && self.max_size % 2 == 0
+            && self.min_size.is_multiple_of(2)
+            && self.avg_size.is_multiple_of(2)
+            && self.max_size.is_multiple_of(2)
             && self.min_size < self.avg_size
             && self.avg_size < self.max_size
             && self.max_size <= 16 * 1024 * 1024;
-        if ok { Ok(()) } else { Err(format!("invalid chunker parameters {self:?}")) }
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("invalid chunker parameters {self:?}"))
+        }
     }
 }
 
@@ -68,7 +72,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.chunker.validate()?;
         if !(1..=22).contains(&self.compression_level) {
-            return Err(format!("compression level {} is not 1..=22", self.compression_level));
+            return Err(format!(
+                "compression level {} is not 1..=22",
+                self.compression_level
+            ));
         }
         if !(1024..=512 * 1024 * 1024).contains(&self.pack_target) {
             return Err(format!("pack target {} is out of range", self.pack_target));

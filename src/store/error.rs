@@ -27,7 +27,9 @@ pub enum StoreError {
     #[error("blob {blob} is missing: it is in no index (needed by {needed_by})")]
     MissingBlob { blob: String, needed_by: String },
 
-    #[error("{file}: format version {found} is newer than this rbk understands (up to {supported})")]
+    #[error(
+        "{file}: format version {found} is newer than this rbk understands (up to {supported})"
+    )]
     UnsupportedVersion {
         file: String,
         found: u16,

@@ -69,7 +69,10 @@ pub fn encode_plain<T: Serialize>(version: u16, value: &T) -> Vec<u8> {
 /// Parses `version || postcard(value)`, refusing versions newer than `supported`.
 pub fn decode_plain<T: DeserializeOwned>(file: &str, supported: u16, bytes: &[u8]) -> Result<T> {
     if bytes.len() < 2 {
-        return Err(StoreError::damaged(file, "too short to hold a format version"));
+        return Err(StoreError::damaged(
+            file,
+            "too short to hold a format version",
+        ));
     }
     let version = u16::from_le_bytes([bytes[0], bytes[1]]);
     if version == 0 {
@@ -93,7 +96,12 @@ pub fn decode_plain<T: DeserializeOwned>(file: &str, supported: u16, bytes: &[u8
     Ok(value)
 }
 
-pub fn seal_file<T: Serialize>(crypto: &Crypto, kind: FileKind, version: u16, value: &T) -> Vec<u8> {
+pub fn seal_file<T: Serialize>(
+    crypto: &Crypto,
+    kind: FileKind,
+    version: u16,
+    value: &T,
+) -> Vec<u8> {
     crypto.seal(kind.aad(), encode_plain(version, value))
 }
 
@@ -105,8 +113,8 @@ pub fn open_file<T: DeserializeOwned>(
     sealed: &[u8],
 ) -> Result<T> {
     let file = kind.path_of(name);
-    let plain = crypto
-        .open(kind.aad(), sealed)
-        .ok_or_else(|| StoreError::damaged(&file, "authentication failed (modified or truncated)"))?;
+    let plain = crypto.open(kind.aad(), sealed).ok_or_else(|| {
+        StoreError::damaged(&file, "authentication failed (modified or truncated)")
+    })?;
     decode_plain(&file, supported, &plain)
 }

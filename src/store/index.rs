@@ -71,7 +71,7 @@ impl Index {
         }
         // Stable sort, then keep the first: a blob stored twice (two
         // concurrent snapshots) is read from whichever pack was listed first.
-        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        entries.sort_by_key(|e| e.id);
         entries.dedup_by(|a, b| a.id == b.id);
         entries.shrink_to_fit();
         Index { packs, entries }
@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(Index::BYTES_PER_BLOB, 44);
         for b in &blobs {
             let loc = index.get(&b.id).unwrap();
-            assert_eq!((loc.pack, loc.offset, loc.length), (Id([9; 32]), b.offset, 10));
+            assert_eq!(
+                (loc.pack, loc.offset, loc.length),
+                (Id([9; 32]), b.offset, 10)
+            );
         }
         assert!(!index.contains(&Id([1; 32])));
     }

@@ -41,7 +41,10 @@ impl KdfParams {
     const MAX_ITERATIONS: u32 = 64;
 
     fn derive(&self, password: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-        if self.memory_kib > Self::MAX_MEMORY_KIB || self.iterations > Self::MAX_ITERATIONS || self.parallelism > 16 {
+        if self.memory_kib > Self::MAX_MEMORY_KIB
+            || self.iterations > Self::MAX_ITERATIONS
+            || self.parallelism > 16
+        {
             return Err(StoreError::Invalid(format!(
                 "key derivation parameters are out of range: {self:?}"
             )));
@@ -68,7 +71,13 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    pub fn create(master: &MasterKey, password: &[u8], kdf: KdfParams, host: String, created: i64) -> Result<KeyFile> {
+    pub fn create(
+        master: &MasterKey,
+        password: &[u8],
+        kdf: KdfParams,
+        host: String,
+        created: i64,
+    ) -> Result<KeyFile> {
         let salt: [u8; 16] = random_array();
         let wrapping = kdf.derive(password, &salt)?;
         let plain = Zeroizing::new(postcard::to_allocvec(master).expect("master key serialises"));
@@ -108,7 +117,10 @@ impl KeyFile {
         }
         let (body, sum) = bytes.split_at(bytes.len() - 32);
         if blake3::hash(body).as_bytes() != sum {
-            return Err(StoreError::damaged(file, "checksum mismatch (modified or truncated)"));
+            return Err(StoreError::damaged(
+                file,
+                "checksum mismatch (modified or truncated)",
+            ));
         }
         decode_plain(&file, KEY_FILE_VERSION, body)
     }
@@ -142,6 +154,9 @@ mod tests {
         let kf = KeyFile::create(&MasterKey::generate(), b"pw", cheap(), "h".into(), 0).unwrap();
         let mut bytes = kf.encode();
         bytes[5] ^= 0x40;
-        assert!(matches!(KeyFile::decode("k", &bytes), Err(StoreError::Damaged { .. })));
+        assert!(matches!(
+            KeyFile::decode("k", &bytes),
+            Err(StoreError::Damaged { .. })
+        ));
     }
 }

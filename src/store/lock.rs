@@ -37,7 +37,11 @@ impl LockInfo {
     pub fn describe(&self) -> String {
         format!(
             "{} lock held by pid {} on {} ({}), taken at {}",
-            if self.exclusive { "an exclusive" } else { "a shared" },
+            if self.exclusive {
+                "an exclusive"
+            } else {
+                "a shared"
+            },
             self.pid,
             self.host,
             self.command,
@@ -52,7 +56,9 @@ impl LockInfo {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     // Signal 0 checks for existence; EPERM means it exists but is not ours.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
@@ -69,13 +75,18 @@ pub fn hostname() -> String {
 }
 
 /// Every lock file and what it says; damaged ones are returned as errors.
-pub fn list_locks(backend: &dyn Backend, crypto: &Crypto) -> Result<Vec<(String, Result<LockInfo>)>> {
+pub fn list_locks(
+    backend: &dyn Backend,
+    crypto: &Crypto,
+) -> Result<Vec<(String, Result<LockInfo>)>> {
     let mut out = Vec::new();
     for name in backend.list(FileKind::Lock)? {
         let info = match backend.read(FileKind::Lock, &name) {
             Ok(bytes) => open_file(crypto, FileKind::Lock, &name, LOCK_VERSION, &bytes),
             // Removed between list and read: its holder just released it.
-            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                continue;
+            }
             Err(e) => Err(e),
         };
         out.push((name, info));
@@ -92,7 +103,12 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    pub fn acquire(backend: Arc<dyn Backend>, crypto: &Crypto, exclusive: bool, command: &str) -> Result<LockGuard> {
+    pub fn acquire(
+        backend: Arc<dyn Backend>,
+        crypto: &Crypto,
+        exclusive: bool,
+        command: &str,
+    ) -> Result<LockGuard> {
         let now = super::time::now_unix();
         let host = hostname();
         let info = LockInfo {
@@ -165,7 +181,11 @@ impl LockGuard {
 
 fn write_lock(backend: &dyn Backend, crypto: &Crypto, info: &LockInfo) -> Result<String> {
     let name = hex::encode(random_array::<16>());
-    backend.write_new(FileKind::Lock, &name, &seal_file(crypto, FileKind::Lock, LOCK_VERSION, info))?;
+    backend.write_new(
+        FileKind::Lock,
+        &name,
+        &seal_file(crypto, FileKind::Lock, LOCK_VERSION, info),
+    )?;
     Ok(name)
 }
 

@@ -59,7 +59,7 @@ impl PackBuilder {
     /// hashes, so the order reveals nothing about where a chunk sat in its
     /// stream to someone who can read the NAS.
     pub fn finish(mut self, crypto: &Crypto) -> (Id, Vec<u8>, Vec<PackedBlob>) {
-        self.blobs.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        self.blobs.sort_unstable_by_key(|b| b.1);
         let mut bytes = Vec::with_capacity(self.size + 64 + self.blobs.len() * 40);
         let mut entries = Vec::with_capacity(self.blobs.len());
         let mut placed = Vec::with_capacity(self.blobs.len());
@@ -97,8 +97,14 @@ pub fn header_span(name: &str, file_size: u64, trailer: [u8; 4]) -> Result<(u64,
 }
 
 /// Decodes a sealed header and checks that its blobs tile the pack exactly.
-pub fn parse_header(crypto: &Crypto, name: &str, header_offset: u64, sealed: &[u8]) -> Result<Vec<PackedBlob>> {
-    let entries: Vec<PackEntry> = open_file(crypto, FileKind::Pack, name, PACK_HEADER_VERSION, sealed)?;
+pub fn parse_header(
+    crypto: &Crypto,
+    name: &str,
+    header_offset: u64,
+    sealed: &[u8],
+) -> Result<Vec<PackedBlob>> {
+    let entries: Vec<PackEntry> =
+        open_file(crypto, FileKind::Pack, name, PACK_HEADER_VERSION, sealed)?;
     let mut offset = 0u64;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
@@ -122,10 +128,18 @@ pub fn parse_header(crypto: &Crypto, name: &str, header_offset: u64, sealed: &[u
 /// Reads and decodes the whole header of a pack held in memory.
 pub fn header_of_bytes(crypto: &Crypto, name: &str, bytes: &[u8]) -> Result<Vec<PackedBlob>> {
     if bytes.len() < 4 {
-        return Err(StoreError::damaged(FileKind::Pack.path_of(name), "shorter than a pack trailer"));
+        return Err(StoreError::damaged(
+            FileKind::Pack.path_of(name),
+            "shorter than a pack trailer",
+        ));
     }
     let n = bytes.len();
     let trailer = [bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]];
     let (off, len) = header_span(name, n as u64, trailer)?;
-    parse_header(crypto, name, off, &bytes[off as usize..(off + len) as usize])
+    parse_header(
+        crypto,
+        name,
+        off,
+        &bytes[off as usize..(off + len) as usize],
+    )
 }

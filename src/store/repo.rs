@@ -42,7 +42,11 @@ impl Default for InitOptions {
 
 impl Repository {
     /// Creates a repository in an empty (or absent) location.
-    pub fn init(backend: Arc<dyn Backend>, password: &[u8], options: &InitOptions) -> Result<Repository> {
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: &InitOptions,
+    ) -> Result<Repository> {
         if backend.exists(FileKind::Config, "")? {
             return Err(StoreError::AlreadyExists(backend.location().into()));
         }
@@ -56,7 +60,11 @@ impl Repository {
         // The key first: a config without a key would be a repository nobody
         // can open, while a key without a config is not yet a repository.
         backend.write_new(FileKind::Key, &key_name, &key.encode())?;
-        backend.write_new(FileKind::Config, "", &seal_file(&crypto, FileKind::Config, CONFIG_VERSION, &config))?;
+        backend.write_new(
+            FileKind::Config,
+            "",
+            &seal_file(&crypto, FileKind::Config, CONFIG_VERSION, &config),
+        )?;
         Ok(Repository {
             backend,
             master,
@@ -77,7 +85,10 @@ impl Repository {
         let names = backend.list(FileKind::Key)?;
         let mut damaged = None;
         for name in &names {
-            let key = match backend.read(FileKind::Key, name).and_then(|b| KeyFile::decode(name, &b)) {
+            let key = match backend
+                .read(FileKind::Key, name)
+                .and_then(|b| KeyFile::decode(name, &b))
+            {
                 Ok(k) => k,
                 Err(e) => {
                     damaged = Some(e);
@@ -87,7 +98,8 @@ impl Repository {
             if let Some(master) = key.unlock(password)? {
                 let crypto = Crypto::new(&master);
                 let sealed = backend.read(FileKind::Config, "")?;
-                let config: Config = open_file(&crypto, FileKind::Config, "", CONFIG_VERSION, &sealed)?;
+                let config: Config =
+                    open_file(&crypto, FileKind::Config, "", CONFIG_VERSION, &sealed)?;
                 config
                     .validate()
                     .map_err(|e| StoreError::damaged("config", e))?;
@@ -129,7 +141,11 @@ impl Repository {
     }
 
     pub fn blob_codec(&self) -> BlobCodec {
-        BlobCodec::new(self.crypto.clone(), self.config.compression_level, self.config.pad_to)
+        BlobCodec::new(
+            self.crypto.clone(),
+            self.config.compression_level,
+            self.config.pad_to,
+        )
     }
 
     pub fn lock(&self, exclusive: bool, command: &str) -> Result<LockGuard> {
@@ -149,7 +165,12 @@ impl Repository {
     }
 
     /// Writes a sealed, content-addressed file and returns its id.
-    pub fn write_sealed<T: serde::Serialize>(&self, kind: FileKind, version: u16, value: &T) -> Result<Id> {
+    pub fn write_sealed<T: serde::Serialize>(
+        &self,
+        kind: FileKind,
+        version: u16,
+        value: &T,
+    ) -> Result<Id> {
         let bytes = seal_file(&self.crypto, kind, version, value);
         let id = Id::of_file(&bytes);
         self.backend.write_new(kind, &id.to_hex(), &bytes)?;
@@ -172,7 +193,13 @@ impl Repository {
 
     pub fn read_snapshot(&self, name: &str) -> Result<Snapshot> {
         let bytes = self.read_verified(FileKind::Snapshot, name)?;
-        open_file(&self.crypto, FileKind::Snapshot, name, SNAPSHOT_VERSION, &bytes)
+        open_file(
+            &self.crypto,
+            FileKind::Snapshot,
+            name,
+            SNAPSHOT_VERSION,
+            &bytes,
+        )
     }
 
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
@@ -184,7 +211,9 @@ impl Repository {
     pub fn snapshots(&self) -> Result<Vec<(Id, Result<Snapshot>)>> {
         let mut out = Vec::new();
         for name in self.backend.list(FileKind::Snapshot)? {
-            let Some(id) = Id::from_hex(&name) else { continue };
+            let Some(id) = Id::from_hex(&name) else {
+                continue;
+            };
             out.push((id, self.read_snapshot(&name)));
         }
         out.sort_by(|a, b| match (&a.1, &b.1) {
@@ -203,7 +232,9 @@ impl Repository {
                 .filter_map(|(id, s)| s.ok().map(|s| (id, s)))
                 .collect();
             all.sort_by_key(|(_, s)| sort_key(s));
-            return all.pop().ok_or_else(|| StoreError::NoSuchSnapshot(wanted.into()));
+            return all
+                .pop()
+                .ok_or_else(|| StoreError::NoSuchSnapshot(wanted.into()));
         }
         let wanted_lc = wanted.to_ascii_lowercase();
         if wanted_lc.is_empty() || !wanted_lc.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -218,7 +249,9 @@ impl Repository {
         match matches.as_slice() {
             [] => Err(StoreError::NoSuchSnapshot(wanted.into())),
             [one] => {
-                let id = Id::from_hex(one).ok_or_else(|| StoreError::damaged(FileKind::Snapshot.path_of(one), "bad name"))?;
+                let id = Id::from_hex(one).ok_or_else(|| {
+                    StoreError::damaged(FileKind::Snapshot.path_of(one), "bad name")
+                })?;
                 Ok((id, self.read_snapshot(one)?))
             }
             many => Err(StoreError::AmbiguousSnapshot {

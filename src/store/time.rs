@@ -24,7 +24,8 @@ pub fn now_unix() -> i64 {
 pub fn now_rfc3339() -> String {
     let offset = LOCAL_OFFSET.get().copied().unwrap_or(UtcOffset::UTC);
     let now = OffsetDateTime::now_utc().to_offset(offset);
-    now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+    now.format(&Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 /// An RFC 3339 time shown to the second, for tables.

@@ -100,7 +100,10 @@ impl<'r> SnapshotWriter<'r> {
         })
     }
 
-    fn consume(&mut self, segments: Receiver<std::io::Result<super::chunker::Segment>>) -> Result<StoredStream> {
+    fn consume(
+        &mut self,
+        segments: Receiver<std::io::Result<super::chunker::Segment>>,
+    ) -> Result<StoredStream> {
         let mut hasher = blake3::Hasher::new();
         let mut stream = StoredStream::default();
         let mut list: Vec<(Id, u32)> = Vec::with_capacity(LIST_ENTRIES);
@@ -109,7 +112,12 @@ impl<'r> SnapshotWriter<'r> {
             let chunks: Vec<&[u8]> = segment.chunks().collect();
             let (_, sealed) = rayon::join(
                 || hasher.update(&segment.data),
-                || chunks.par_iter().map(|c| self.seal_if_new(c)).collect::<Vec<_>>(),
+                || {
+                    chunks
+                        .par_iter()
+                        .map(|c| self.seal_if_new(c))
+                        .collect::<Vec<_>>()
+                },
             );
             stream.size += segment.data.len() as u64;
             for (id, len, blob) in sealed {
@@ -141,7 +149,11 @@ impl<'r> SnapshotWriter<'r> {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .insert(id);
-        (id, chunk.len() as u32, new.then(|| self.codec.seal(&id, chunk)))
+        (
+            id,
+            chunk.len() as u32,
+            new.then(|| self.codec.seal(&id, chunk)),
+        )
     }
 
     fn store_list(&mut self, entries: &[(Id, u32)]) -> Result<Id> {
@@ -158,12 +170,22 @@ impl<'r> SnapshotWriter<'r> {
         if kind == BlobKind::Data {
             self.stats.new_chunks += 1;
         }
-        let packer = self.packer.as_mut().ok_or_else(|| StoreError::Invalid("writer already closed".into()))?;
-        if packer.tx.as_ref().is_some_and(|tx| tx.send((kind, id, sealed)).is_ok()) {
+        let packer = self
+            .packer
+            .as_mut()
+            .ok_or_else(|| StoreError::Invalid("writer already closed".into()))?;
+        if packer
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send((kind, id, sealed)).is_ok())
+        {
             return Ok(());
         }
         // The packer stopped: its error says why.
-        Err(self.close_packer().err().unwrap_or_else(|| StoreError::Invalid("the packer stopped".into())))
+        Err(self
+            .close_packer()
+            .err()
+            .unwrap_or_else(|| StoreError::Invalid("the packer stopped".into())))
     }
 
     fn close_packer(&mut self) -> Result<Vec<IndexedPack>> {
@@ -183,7 +205,8 @@ impl<'r> SnapshotWriter<'r> {
     pub fn commit(mut self, mut snapshot: Snapshot) -> Result<(Id, Snapshot)> {
         let packs = self.close_packer()?;
         if !packs.is_empty() {
-            self.repo.write_sealed(FileKind::Index, INDEX_VERSION, &IndexFile { packs })?;
+            self.repo
+                .write_sealed(FileKind::Index, INDEX_VERSION, &IndexFile { packs })?;
         }
         self.indexed = true;
         self.stats.duration_ms = self.started.elapsed().as_millis() as u64;
@@ -222,7 +245,12 @@ impl Packer {
     /// Two threads: one fills packs, the other writes and fsyncs finished
     /// ones, so sealing never waits for the disk (an fsync of a 16 MiB pack
     /// can take longer than filling the next one).
-    fn start(backend: Arc<dyn Backend>, crypto: Crypto, target: usize, written: Arc<Mutex<Vec<Id>>>) -> Packer {
+    fn start(
+        backend: Arc<dyn Backend>,
+        crypto: Crypto,
+        target: usize,
+        written: Arc<Mutex<Vec<Id>>>,
+    ) -> Packer {
         let (tx, rx) = sync_channel::<SealedBlob>(PACKER_QUEUE);
         let handle = std::thread::spawn(move || {
             let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(1);
@@ -240,7 +268,11 @@ impl Packer {
             let mut builder = PackBuilder::default();
             for (kind, id, sealed) in rx {
                 builder.add(kind, id, sealed);
-                if builder.size() >= target && pack_tx.send(std::mem::take(&mut builder).finish(&crypto)).is_err() {
+                if builder.size() >= target
+                    && pack_tx
+                        .send(std::mem::take(&mut builder).finish(&crypto))
+                        .is_err()
+                {
                     break; // the disk thread failed; its error is returned below
                 }
             }
@@ -248,7 +280,8 @@ impl Packer {
                 let _ = pack_tx.send(builder.finish(&crypto));
             }
             drop(pack_tx);
-            disk.join().map_err(|_| StoreError::Invalid("the pack writer thread panicked".into()))?
+            disk.join()
+                .map_err(|_| StoreError::Invalid("the pack writer thread panicked".into()))?
         });
         Packer {
             tx: Some(tx),
