@@ -54,6 +54,11 @@ fn validate(options: &SnapshotOptions) -> Result<()> {
                 p.name
             );
         }
+        // A missing file must fail here, not after every earlier part was read and packed.
+        if let PartInput::File(path) = &p.input {
+            File::open(path)
+                .with_context(|| format!("part {:?}: cannot open {}", p.name, path.display()))?;
+        }
     }
     if options
         .parts
@@ -71,11 +76,11 @@ pub fn snapshot(repo: &Repository, options: &SnapshotOptions) -> Result<(Id, Sna
     validate(options)?;
     let _lock = repo.lock(false, "snapshot")?;
     let index = Arc::new(repo.load_index()?);
-    let mut writer = SnapshotWriter::new(repo, index);
+    let writer = SnapshotWriter::new(repo, index);
     let mut parts = Vec::new();
     let mut bytes_read = 0;
     for spec in &options.parts {
-        let part = store_part(&mut writer, spec, options.raw)
+        let part = store_part(&writer, spec, options.raw)
             .with_context(|| format!("part {:?} ({})", spec.name, spec.input.origin()))?;
         bytes_read += part.source_size;
         parts.push(part);
@@ -100,7 +105,7 @@ pub fn snapshot(repo: &Repository, options: &SnapshotOptions) -> Result<(Id, Sna
     Ok(writer.commit(snapshot)?)
 }
 
-fn store_part(writer: &mut SnapshotWriter<'_>, spec: &PartSpec, raw: bool) -> Result<Part> {
+fn store_part(writer: &SnapshotWriter<'_>, spec: &PartSpec, raw: bool) -> Result<Part> {
     let input: Box<dyn Read + Send> = match &spec.input {
         PartInput::File(path) => {
             Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)

@@ -43,7 +43,7 @@ pub struct SnapshotWriter<'r> {
     claimed: Mutex<HashSet<Id>>,
     packer: Option<Packer>,
     written: Arc<Mutex<Vec<Id>>>,
-    stats: SnapshotStats,
+    stats: Mutex<SnapshotStats>,
     started: Instant,
     indexed: bool,
 }
@@ -65,19 +65,22 @@ impl<'r> SnapshotWriter<'r> {
             claimed: Mutex::new(HashSet::new()),
             packer: Some(packer),
             written,
-            stats: SnapshotStats::default(),
+            stats: Mutex::new(SnapshotStats::default()),
             started: Instant::now(),
             indexed: false,
         }
     }
 
-    pub fn stats(&self) -> &SnapshotStats {
-        &self.stats
+    pub fn stats(&self) -> SnapshotStats {
+        lock(&self.stats).clone()
     }
 
     /// Stores a whole stream. A read error fails the stream (the snapshot must
     /// then be dropped, not committed); it is never treated as its end.
-    pub fn add_stream<R: Read + Send>(&mut self, reader: R) -> Result<StoredStream> {
+    /// Several streams may be added at once from different threads (two
+    /// dumps running in parallel); they share the packer and deduplicate
+    /// against each other.
+    pub fn add_stream<R: Read + Send>(&self, reader: R) -> Result<StoredStream> {
         let (seg_tx, seg_rx) = sync_channel(2);
         let chunker = self.chunker.clone();
         std::thread::scope(|scope| {
@@ -101,7 +104,7 @@ impl<'r> SnapshotWriter<'r> {
     }
 
     fn consume(
-        &mut self,
+        &self,
         segments: Receiver<std::io::Result<super::chunker::Segment>>,
     ) -> Result<StoredStream> {
         let mut hasher = blake3::Hasher::new();
@@ -120,8 +123,8 @@ impl<'r> SnapshotWriter<'r> {
                 },
             );
             stream.size += segment.data.len() as u64;
+            lock(&self.stats).chunks += sealed.len() as u64;
             for (id, len, blob) in sealed {
-                self.stats.chunks += 1;
                 stream.chunks += 1;
                 if let Some(blob) = blob {
                     self.push(BlobKind::Data, id, blob)?;
@@ -156,7 +159,7 @@ impl<'r> SnapshotWriter<'r> {
         )
     }
 
-    fn store_list(&mut self, entries: &[(Id, u32)]) -> Result<Id> {
+    fn store_list(&self, entries: &[(Id, u32)]) -> Result<Id> {
         let bytes = encode_list(entries);
         let (id, _, blob) = self.seal_if_new(&bytes);
         if let Some(blob) = blob {
@@ -165,14 +168,17 @@ impl<'r> SnapshotWriter<'r> {
         Ok(id)
     }
 
-    fn push(&mut self, kind: BlobKind, id: Id, sealed: Vec<u8>) -> Result<()> {
-        self.stats.bytes_added += sealed.len() as u64;
-        if kind == BlobKind::Data {
-            self.stats.new_chunks += 1;
+    fn push(&self, kind: BlobKind, id: Id, sealed: Vec<u8>) -> Result<()> {
+        {
+            let mut stats = lock(&self.stats);
+            stats.bytes_added += sealed.len() as u64;
+            if kind == BlobKind::Data {
+                stats.new_chunks += 1;
+            }
         }
         let packer = self
             .packer
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| StoreError::Invalid("writer already closed".into()))?;
         if packer
             .tx
@@ -181,11 +187,10 @@ impl<'r> SnapshotWriter<'r> {
         {
             return Ok(());
         }
-        // The packer stopped: its error says why.
-        Err(self
-            .close_packer()
-            .err()
-            .unwrap_or_else(|| StoreError::Invalid("the packer stopped".into())))
+        // The packer stopped: the first caller to notice gets its error.
+        Err(lock(&packer.failure)
+            .take()
+            .unwrap_or_else(|| StoreError::Invalid("the pack writer stopped after an error".into())))
     }
 
     fn close_packer(&mut self) -> Result<Vec<IndexedPack>> {
@@ -194,9 +199,11 @@ impl<'r> SnapshotWriter<'r> {
         };
         drop(packer.tx.take());
         match packer.handle.take().map(|h| h.join()) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(StoreError::Invalid("the packer thread panicked".into())),
+            Some(Ok(Some(done))) => Ok(done),
             None => Ok(Vec::new()),
+            _ => Err(lock(&packer.failure)
+                .take()
+                .unwrap_or_else(|| StoreError::Invalid("the pack writer stopped after an error".into()))),
         }
     }
 
@@ -209,8 +216,10 @@ impl<'r> SnapshotWriter<'r> {
                 .write_sealed(FileKind::Index, INDEX_VERSION, &IndexFile { packs })?;
         }
         self.indexed = true;
-        self.stats.duration_ms = self.started.elapsed().as_millis() as u64;
-        let stats = self.stats.clone();
+        let stats = SnapshotStats {
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            ..self.stats()
+        };
         snapshot.stats = SnapshotStats {
             bytes_read: snapshot.stats.bytes_read,
             ..stats
@@ -229,16 +238,24 @@ impl Drop for SnapshotWriter<'_> {
         // No index lists these packs and no other writer can use their
         // blobs (others deduplicate only against indexed blobs), so they are
         // garbage: remove them now rather than leave them for prune.
-        let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|p| p.into_inner()));
+        let written = std::mem::take(&mut *lock(&self.written));
         for pack in written {
             let _ = self.repo.backend().remove(FileKind::Pack, &pack.to_hex());
         }
     }
 }
 
+/// A poisoned lock only means another thread panicked mid-update of plain
+/// counters or sets; the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Packer {
     tx: Option<SyncSender<SealedBlob>>,
-    handle: Option<JoinHandle<Result<Vec<IndexedPack>>>>,
+    /// The pack writer's error, for whichever stream notices first.
+    failure: Arc<Mutex<Option<StoreError>>>,
+    handle: Option<JoinHandle<Option<Vec<IndexedPack>>>>,
 }
 
 impl Packer {
@@ -252,18 +269,25 @@ impl Packer {
         written: Arc<Mutex<Vec<Id>>>,
     ) -> Packer {
         let (tx, rx) = sync_channel::<SealedBlob>(PACKER_QUEUE);
-        let handle = std::thread::spawn(move || {
+        let failure = Arc::new(Mutex::new(None));
+        let disk_failure = failure.clone();
+        let handle = std::thread::spawn(move || -> Option<Vec<IndexedPack>> {
             let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(1);
-            let disk = std::thread::spawn(move || -> Result<Vec<IndexedPack>> {
+            let disk = std::thread::spawn(move || -> Option<Vec<IndexedPack>> {
                 let mut done = Vec::new();
                 for (id, bytes, blobs) in pack_rx {
                     // Recorded before the write, so an abort also removes a
                     // pack whose write failed halfway (a no-op if it never appeared).
-                    written.lock().unwrap_or_else(|p| p.into_inner()).push(id);
-                    backend.write_new(FileKind::Pack, &id.to_hex(), &bytes)?;
+                    lock(&written).push(id);
+                    if let Err(e) = backend.write_new(FileKind::Pack, &id.to_hex(), &bytes) {
+                        // Stored before this thread ends, so that whoever
+                        // sees the queue close finds the reason waiting.
+                        *lock(&disk_failure) = Some(e);
+                        return None;
+                    }
                     done.push(IndexedPack { id, blobs });
                 }
-                Ok(done)
+                Some(done)
             });
             let mut builder = PackBuilder::default();
             for (kind, id, sealed) in rx {
@@ -273,18 +297,18 @@ impl Packer {
                         .send(std::mem::take(&mut builder).finish(&crypto))
                         .is_err()
                 {
-                    break; // the disk thread failed; its error is returned below
+                    break; // the disk thread failed and recorded why
                 }
             }
             if !builder.is_empty() {
                 let _ = pack_tx.send(builder.finish(&crypto));
             }
             drop(pack_tx);
-            disk.join()
-                .map_err(|_| StoreError::Invalid("the pack writer thread panicked".into()))?
+            disk.join().ok().flatten()
         });
         Packer {
             tx: Some(tx),
+            failure,
             handle: Some(handle),
         }
     }
