@@ -99,6 +99,28 @@ fn codecs_and_inputs_never_touch_the_store() {
 }
 
 #[test]
+fn sources_never_touch_the_store() {
+    let mut files = rust_files(&src().join("source"));
+    files.push(src().join("source.rs"));
+    for f in files {
+        for line in code_lines(&f) {
+            for banned in [
+                "crate::store",
+                "crate::backup",
+                "crate::restore",
+                "crate::cli",
+            ] {
+                assert!(
+                    !line.contains(banned),
+                    "{}: sources must not use {banned}: {line}",
+                    rel(&f)
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn only_the_cli_prints() {
     for f in rust_files(&src()) {
         let r = rel(&f);

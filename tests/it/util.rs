@@ -1,0 +1,537 @@
+//! Shared helpers: a temporary repository driven through the real `rbk` binary, deterministic data, and file surgery.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rbk::codec::neo4j_dump::{DumpFormat, Envelope, open_dump};
+use rbk::store::InitOptions;
+use rbk::store::Repository;
+use rbk::store::backend::LocalBackend;
+use rbk::store::keys::KdfParams;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "it: correct horse battery staple";
+pub const BIN: &str = env!("CARGO_BIN_EXE_rbk");
+
+/// Exit codes the README documents; the tests hold the binary to them.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_DAMAGED: i32 = 3;
+pub const EXIT_LOCKED: i32 = 4;
+pub const EXIT_WRONG_PASSWORD: i32 = 5;
+
+pub const MIB: usize = 1024 * 1024;
+
+/// A finished `rbk` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from_output(status: ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
+        Run {
+            // A signal is not an exit code; -1 never matches one the tests expect.
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// The one JSON value `--json` prints on stdout.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON value ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Everything the user saw, for "does the message name X" assertions.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A temporary directory with a repository at `<tmp>/repo` and room for inputs and restores.
+pub struct Env {
+    pub tmp: TempDir,
+    pub repo: PathBuf,
+}
+
+impl Env {
+    /// An environment whose repository does not exist yet.
+    pub fn empty() -> Env {
+        let tmp = tempfile::Builder::new()
+            .prefix("rbk-it-")
+            .tempdir()
+            .expect("tempdir");
+        let repo = tmp.path().join("repo");
+        Env { tmp, repo }
+    }
+
+    /// An environment with a fresh repository made by `rbk init`.
+    pub fn new() -> Env {
+        let env = Env::empty();
+        // 8 MiB keeps Argon2 quick; every command pays it once to open the repository.
+        env.ok(&["init", "--kdf-memory-mib", "8"]);
+        env
+    }
+
+    /// A path inside the temporary directory (outside the repository).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, data).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        p
+    }
+
+    /// `rbk ARGS` against this repository, with the password in the environment and no stdin.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        cmd_for(&self.repo, PASSWORD, args)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run(self.cmd(args))
+    }
+
+    /// Runs and insists on exit 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, EXIT_OK, "rbk {args:?} failed:\n{}", r.all());
+        r
+    }
+
+    /// `rbk --json snapshot ARGS`, which must succeed; its JSON report.
+    pub fn snapshot(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json", "snapshot"];
+        all.extend_from_slice(args);
+        self.ok(&all).json()
+    }
+
+    /// `rbk --json snapshots`: the listed snapshots, oldest first.
+    pub fn snapshots(&self) -> Vec<Value> {
+        match self.ok(&["--json", "snapshots"]).json() {
+            Value::Array(a) => a,
+            other => panic!("snapshots --json is not an array: {other}"),
+        }
+    }
+
+    /// Snapshot ids as the `snapshots/` directory holds them, sorted.
+    pub fn snapshot_files(&self) -> Vec<String> {
+        names_in(&self.repo.join("snapshots"))
+    }
+
+    /// `rbk --json check [--read-data]`: the run and its parsed report.
+    pub fn check(&self, read_data: bool) -> (Run, Value) {
+        let mut args = vec!["--json", "check"];
+        if read_data {
+            args.push("--read-data");
+        }
+        let r = self.run(&args);
+        let v = r.json();
+        (r, v)
+    }
+
+    /// `check --read-data` must pass: exit 0, no errors (warnings are allowed).
+    pub fn assert_check_ok(&self, context: &str) {
+        let (r, v) = self.check(true);
+        assert_eq!(
+            r.code,
+            EXIT_OK,
+            "{context}: check --read-data failed:\n{}",
+            r.all()
+        );
+        assert_eq!(v["ok"], Value::Bool(true), "{context}: {v}");
+        assert_eq!(
+            v["errors"].as_array().map(Vec::len),
+            Some(0),
+            "{context}: {v}"
+        );
+    }
+
+    /// Opens the repository through the library.
+    pub fn open(&self) -> Repository {
+        open_repo(&self.repo)
+    }
+
+    /// Every pack file under `data/`, as paths.
+    pub fn packs(&self) -> Vec<PathBuf> {
+        files_under(&self.repo.join("data"))
+    }
+}
+
+pub fn cmd_for(repo: &Path, password: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env("RBK_REPO", repo)
+        .env("RBK_PASSWORD", password)
+        .env_remove("RBK_PASSWORD_FILE")
+        .env_remove("RBK_PASSWORD_COMMAND")
+        .env_remove("RBK_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs a command to its end, capturing both streams.
+pub fn run(mut c: Command) -> Run {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    Run::from_output(out.status, out.stdout, out.stderr)
+}
+
+/// Waits for a spawned child, failing the test (not hanging it) if it never ends:
+/// a deadlock guard, not a timing assertion.
+pub fn wait_with_guard(mut child: Child, limit: Duration, what: &str) -> Run {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}: deadlock?");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("wait_with_output");
+    Run::from_output(out.status, out.stdout, out.stderr)
+}
+
+pub fn open_repo(path: &Path) -> Repository {
+    Repository::open(Arc::new(LocalBackend::new(path)), PASSWORD.as_bytes())
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// A repository made through the library with the cheapest key derivation, for tests that
+/// never run the binary against it.
+pub fn init_repo_lib(path: &Path) -> Repository {
+    let options = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        compression_level: 3,
+    };
+    Repository::init(
+        Arc::new(LocalBackend::new(path)),
+        PASSWORD.as_bytes(),
+        &options,
+    )
+    .expect("init")
+}
+
+/// Id as hex from a JSON report.
+pub fn id_of(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
+}
+
+pub fn u64_of(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+// ---------------------------------------------------------------- data
+
+/// xorshift64*: deterministic, fast, and good enough that zstd cannot shrink its output.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for c in &mut chunks {
+            c.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        let last = self.next_u64().to_le_bytes();
+        rest.copy_from_slice(&last[..rest.len()]);
+    }
+}
+
+/// Incompressible bytes.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    Rng::new(seed).fill(&mut v);
+    v
+}
+
+/// Log-like text from a small vocabulary: compresses about threefold, never repeats a line.
+pub fn text_bytes(n: usize, seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "MATCH",
+        "(n:Person)",
+        "RETURN",
+        "n.name",
+        "WHERE",
+        "created",
+        "project",
+        "token",
+        "user",
+        "edge",
+        "SET",
+        "MERGE",
+        "label",
+        "value",
+        "graph",
+        "rushdb",
+    ];
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(n + 128);
+    let mut line = 0u64;
+    while out.len() < n {
+        line += 1;
+        write!(out, "{line:08} ").unwrap();
+        for _ in 0..8 {
+            out.extend_from_slice(WORDS[rng.below(16) as usize].as_bytes());
+            out.push(b' ');
+        }
+        writeln!(out, "{}", rng.next_u64() % 1_000_000).unwrap();
+    }
+    out.truncate(n);
+    out
+}
+
+/// About half random, half zeros in every 4 KiB block: zstd halves it, and no two blocks are alike.
+pub fn semi_compressible(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    let mut rng = Rng::new(seed);
+    for block in v.chunks_mut(4096) {
+        let half = block.len().div_ceil(2);
+        rng.fill(&mut block[..half]);
+    }
+    v
+}
+
+/// `period` random bytes repeated to length `n`.
+pub fn repeated(n: usize, period: usize, seed: u64) -> Vec<u8> {
+    let unit = random_bytes(period.max(1), seed);
+    unit.iter().copied().cycle().take(n).collect()
+}
+
+/// Panics with the first differing offset instead of printing megabytes.
+pub fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
+    if actual == expected {
+        return;
+    }
+    let first = actual
+        .iter()
+        .zip(expected)
+        .position(|(a, b)| a != b)
+        .unwrap_or(actual.len().min(expected.len()));
+    panic!(
+        "{what}: {} bytes, expected {}; first difference at offset {first}",
+        actual.len(),
+        expected.len()
+    );
+}
+
+pub fn assert_file_is(path: &Path, expected: &[u8], what: &str) {
+    let actual =
+        fs::read(path).unwrap_or_else(|e| panic!("{what}: cannot read {}: {e}", path.display()));
+    assert_same_bytes(&actual, expected, what);
+}
+
+// ---------------------------------------------------------------- files
+
+/// Regular file names directly in `dir`, sorted (empty if `dir` is missing),
+/// without `.tmp-*` writes in progress, which docs/FORMAT.md tells readers to ignore.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.expect("dir entry"))
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with(".tmp-"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+/// Every regular file below `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd {
+            let e = e.expect("dir entry");
+            let t = e.file_type().expect("file type");
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every entry below `root` (directories too) with the BLAKE3 of each file's bytes:
+/// equal trees mean nothing was created, removed or changed.
+pub fn tree_digest(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap_or_else(|e| panic!("read_dir {}: {e}", d.display())) {
+            let e = e.expect("dir entry");
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            let t = e.file_type().expect("file type");
+            if t.is_dir() {
+                out.insert(rel + "/", "dir".to_string());
+                stack.push(e.path());
+            } else {
+                let bytes = fs::read(e.path()).expect("read");
+                out.insert(rel, blake3::hash(&bytes).to_hex().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Total bytes of the regular files below `root`.
+pub fn tree_size(root: &Path) -> u64 {
+    files_under(root)
+        .iter()
+        .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Copies a directory tree (a repository template for destructive tests).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for e in fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("dir entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+}
+
+/// Flips every bit of one byte in place.
+pub fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = fs::read(path).expect("read");
+    let i = usize::try_from(offset).unwrap();
+    assert!(
+        i < bytes.len(),
+        "offset {i} is outside {} ({} bytes)",
+        path.display(),
+        bytes.len()
+    );
+    bytes[i] ^= 0xFF;
+    fs::write(path, bytes).expect("write");
+}
+
+/// The pack's layout from its trailer: (where the sealed header starts, its length).
+pub fn pack_header_span(pack: &Path) -> (u64, u64) {
+    let bytes = fs::read(pack).expect("read pack");
+    let n = bytes.len();
+    let len = u32::from_le_bytes(bytes[n - 4..].try_into().unwrap()) as u64;
+    (n as u64 - 4 - len, len)
+}
+
+/// The repository-relative name of a file (`data/ab/ab12...`), as messages give it.
+pub fn rel_name(repo: &Path, file: &Path) -> String {
+    file.strip_prefix(repo).unwrap().display().to_string()
+}
+
+/// A name for a file in messages: the id part alone, which every message must contain.
+pub fn file_id(file: &Path) -> String {
+    file.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+// ---------------------------------------------------------------- Neo4j dumps
+
+/// Files laid out like a small Neo4j store: `./` first, store files, an index, the tx log.
+/// `scale` multiplies the sizes; `seed` varies the contents.
+pub fn store_files(seed: u64, scale: usize) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("./".into(), vec![]),
+        (
+            "./neostore.nodestore.db".into(),
+            semi_compressible(96 * 1024 * scale, seed),
+        ),
+        (
+            "./neostore.nodestore.db.id".into(),
+            vec![0u8; 40 * 1024 * scale],
+        ),
+        (
+            "./neostore.propertystore.db.strings".into(),
+            text_bytes(128 * 1024 * scale, seed + 1),
+        ),
+        (
+            "./neostore.relationshipstore.db".into(),
+            semi_compressible(64 * 1024 * scale, seed + 2),
+        ),
+        ("./schema/".into(), vec![]),
+        ("./schema/index/range-1.0/9/".into(), vec![]),
+        (
+            "./schema/index/range-1.0/9/index-9".into(),
+            random_bytes(24 * 1024 * scale, seed + 3),
+        ),
+        ("./neostore.empty".into(), vec![]),
+        ("./checkpoint.1".into(), random_bytes(592, seed + 4)),
+        (
+            "./neostore.transaction.db.1".into(),
+            text_bytes(8 * 1024 * scale + 176, seed + 5),
+        ),
+    ]
+}
+
+/// A dump of `files` in `format`, as `neo4j-admin` would write it.
+pub fn build_dump(format: DumpFormat, files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    rbk::codec::neo4j_dump::build_dump(Vec::new(), format, files.iter().cloned())
+        .expect("build_dump")
+}
+
+/// A dump's envelope and its whole decompressed inner stream (the tar).
+pub fn decode_dump(dump: &[u8]) -> (Envelope, Vec<u8>) {
+    let (envelope, mut inner) = open_dump(dump).expect("not a Neo4j dump");
+    let mut tar = Vec::new();
+    inner.read_to_end(&mut tar).expect("decode dump");
+    (envelope, tar)
+}
+
+/// Bytes at the start of a dump that identify its format.
+pub fn magic_len(format: DumpFormat) -> usize {
+    match format {
+        DumpFormat::LegacyGzip => 2,
+        _ => 4,
+    }
+}
