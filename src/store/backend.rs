@@ -66,7 +66,7 @@ impl LocalBackend {
         StoreError::Io {
             op,
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 }

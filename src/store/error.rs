@@ -53,11 +53,13 @@ pub enum StoreError {
     #[error("writing the output failed: {0}")]
     Output(io::Error),
 
-    #[error("{op} {path}: {source}")]
+    // Not named `source`: thiserror would treat it as the cause and
+    // reports that print causes would say it twice.
+    #[error("{op} {path}: {error}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
 
     #[error("{0}")]

@@ -47,10 +47,10 @@ impl FileKind {
 
     /// How a file of this kind is named in messages: `index/3f9a...`.
     pub fn path_of(self, name: &str) -> String {
-        if self == FileKind::Config {
-            "config".to_string()
-        } else {
-            format!("{}/{}", self.dir(), name)
+        match self {
+            FileKind::Config => "config".to_string(),
+            FileKind::Pack => format!("data/{}/{name}", name.get(..2).unwrap_or("00")),
+            _ => format!("{}/{}", self.dir(), name),
         }
     }
 }

@@ -84,7 +84,7 @@ pub fn list_locks(
         let info = match backend.read(FileKind::Lock, &name) {
             Ok(bytes) => open_file(crypto, FileKind::Lock, &name, LOCK_VERSION, &bytes),
             // Removed between list and read: its holder just released it.
-            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(StoreError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
                 continue;
             }
             Err(e) => Err(e),

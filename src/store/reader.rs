@@ -34,8 +34,20 @@ impl Repository {
         })?;
         let pack = loc.pack.to_hex();
         let mut buf = vec![0u8; loc.length as usize];
-        self.backend()
-            .read_at(FileKind::Pack, &pack, loc.offset as u64, &mut buf)?;
+        match self
+            .backend()
+            .read_at(FileKind::Pack, &pack, loc.offset as u64, &mut buf)
+        {
+            Ok(()) => {}
+            // The index names it, so its absence is damage, not an I/O hiccup.
+            Err(StoreError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::damaged(
+                    FileKind::Pack.path_of(&pack),
+                    format!("missing (needed for blob {id} of {needed_by})"),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
         let codec = self.blob_codec();
         let opened = if verify_id {
             codec.open(id, &buf)

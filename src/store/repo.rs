@@ -148,6 +148,15 @@ impl Repository {
         )
     }
 
+    /// A keyed fingerprint of a secret (an application's encryption key), so
+    /// a later run can tell whether the secret changed without the
+    /// repository ever holding it. Keyed by the repository, so it cannot be
+    /// checked against guesses without the repository's key.
+    pub fn fingerprint(&self, context: &str, secret: &[u8]) -> String {
+        let key = blake3::derive_key(&format!("rbk fingerprint v1 {context}"), &self.master.id);
+        hex::encode(&blake3::keyed_hash(&key, secret).as_bytes()[..16])
+    }
+
     pub fn lock(&self, exclusive: bool, command: &str) -> Result<LockGuard> {
         LockGuard::acquire(self.backend.clone(), &self.crypto, exclusive, command)
     }
@@ -226,11 +235,19 @@ impl Repository {
     /// Resolves `latest` or a unique id prefix.
     pub fn find_snapshot(&self, wanted: &str) -> Result<(Id, Snapshot)> {
         if wanted == "latest" {
-            let mut all: Vec<(Id, Snapshot)> = self
-                .snapshots()?
-                .into_iter()
-                .filter_map(|(id, s)| s.ok().map(|s| (id, s)))
-                .collect();
+            let mut all = Vec::new();
+            for (id, s) in self.snapshots()? {
+                // A damaged snapshot might be the newest: guessing would
+                // silently restore older data.
+                let s = s.map_err(|e| match e {
+                    StoreError::Damaged { file, detail } => StoreError::damaged(
+                        file,
+                        format!("{detail}; it may be the latest snapshot, so name the one to use by its id"),
+                    ),
+                    other => other,
+                })?;
+                all.push((id, s));
+            }
             all.sort_by_key(|(_, s)| sort_key(s));
             return all
                 .pop()

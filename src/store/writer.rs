@@ -188,9 +188,9 @@ impl<'r> SnapshotWriter<'r> {
             return Ok(());
         }
         // The packer stopped: the first caller to notice gets its error.
-        Err(lock(&packer.failure)
-            .take()
-            .unwrap_or_else(|| StoreError::Invalid("the pack writer stopped after an error".into())))
+        Err(lock(&packer.failure).take().unwrap_or_else(|| {
+            StoreError::Invalid("the pack writer stopped after an error".into())
+        }))
     }
 
     fn close_packer(&mut self) -> Result<Vec<IndexedPack>> {
@@ -201,9 +201,9 @@ impl<'r> SnapshotWriter<'r> {
         match packer.handle.take().map(|h| h.join()) {
             Some(Ok(Some(done))) => Ok(done),
             None => Ok(Vec::new()),
-            _ => Err(lock(&packer.failure)
-                .take()
-                .unwrap_or_else(|| StoreError::Invalid("the pack writer stopped after an error".into()))),
+            _ => Err(lock(&packer.failure).take().unwrap_or_else(|| {
+                StoreError::Invalid("the pack writer stopped after an error".into())
+            })),
         }
     }
 
