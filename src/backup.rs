@@ -1,4 +1,4 @@
-//! `snapshot`: turn parts (files, stdin, producer commands) into one committed snapshot.
+//! `snapshot`: turn parts (files, stdin, producer commands, a running stack) into one committed snapshot.
 //!
 //! This is where inputs meet the store. A snapshot is committed only when
 //! every part was read to its end and every producer exited with status 0.
@@ -16,6 +16,9 @@ use crate::parts::{
 use crate::store::manifest::{Part, Snapshot, SnapshotStats};
 use crate::store::writer::SnapshotWriter;
 use crate::store::{Id, Repository};
+
+pub mod host;
+pub mod stack;
 
 #[derive(Debug, Clone)]
 pub struct PartSpec {
@@ -113,6 +116,18 @@ fn store_part(writer: &SnapshotWriter<'_>, spec: &PartSpec, raw: bool) -> Result
         PartInput::Stdin => Box::new(io::stdin()),
         PartInput::Command { program, args } => Box::new(CommandReader::spawn(program, args)?),
     };
+    store_reader(writer, &spec.name, spec.input.origin(), input, raw)
+}
+
+/// Stores one part from any reader: Neo4j dumps by their inner stream
+/// (unless `raw`), everything else as it is.
+pub(crate) fn store_reader(
+    writer: &SnapshotWriter<'_>,
+    name: &str,
+    origin: String,
+    input: impl Read + Send,
+    raw: bool,
+) -> Result<Part> {
     let mut tap = Tap::new(input);
     let (codec, envelope, stored) = if raw {
         (CODEC_RAW, Vec::new(), writer.add_stream(&mut tap)?)
@@ -138,8 +153,8 @@ fn store_part(writer: &SnapshotWriter<'_>, spec: &PartSpec, raw: bool) -> Result
     // bytes are counted (the decoder rejects trailing data already).
     io::copy(&mut tap, &mut io::sink()).context("reading the end of the input")?;
     Ok(Part {
-        name: spec.name.clone(),
-        origin: spec.input.origin(),
+        name: name.to_string(),
+        origin,
         codec: codec.into(),
         envelope,
         stored,

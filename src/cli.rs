@@ -6,6 +6,7 @@ mod init;
 mod output;
 mod password;
 mod restore;
+mod settings;
 mod snapshot;
 mod snapshots;
 mod unlock;
@@ -95,6 +96,7 @@ fn init_tracing(global: &GlobalArgs) {
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RBK_LOG").unwrap_or_else(|_| level.into()),
         )

@@ -9,5 +9,7 @@ pub mod backup;
 pub mod cli;
 pub mod codec;
 pub mod parts;
+pub mod pause;
 pub mod restore;
+pub mod source;
 pub mod store;

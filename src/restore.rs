@@ -1,4 +1,4 @@
-//! `restore --to DIR`: every part of a snapshot back as a file, verified before it is given its name.
+//! `restore`: parts back as files (`--to DIR`), or both stores back into the running stack (`stack`).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -11,6 +11,8 @@ use crate::parts::{CODEC_NEO4J_DUMP, CODEC_RAW, decode_envelope, valid_part_name
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository};
+
+pub mod stack;
 
 /// zstd level for re-encoded dumps: Neo4j's own default, fast to write.
 const DUMP_LEVEL: i32 = 3;
@@ -91,7 +93,12 @@ fn restore_part(repo: &Repository, index: &Index, part: &Part, path: &Path) -> R
 /// Writes one part's bytes as the user gets them back: raw parts as
 /// stored, dumps re-encoded around the stored inner stream. The stream is
 /// verified against its recorded hash as it is written.
-fn write_part(repo: &Repository, index: &Index, part: &Part, out: &mut dyn Write) -> Result<()> {
+pub(crate) fn write_part(
+    repo: &Repository,
+    index: &Index,
+    part: &Part,
+    out: &mut dyn Write,
+) -> Result<()> {
     match part.codec.as_str() {
         CODEC_RAW => repo.restore_stream(index, &part.stored, &part.name, out)?,
         CODEC_NEO4J_DUMP => {

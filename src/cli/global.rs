@@ -7,11 +7,15 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::password::{PasswordSource, read_password};
+use super::settings::Settings;
 use crate::store::Repository;
 use crate::store::backend::LocalBackend;
 
 #[derive(Args, Debug)]
 pub struct GlobalArgs {
+    /// Configuration file (default: ./rbk.toml when present).
+    #[arg(long, env = "RBK_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Repository directory (local disk or NAS mount).
     #[arg(long, short = 'r', env = "RBK_REPO", global = true)]
     pub repo: Option<PathBuf>,
@@ -33,26 +37,34 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    pub fn settings(&self) -> Result<Settings> {
+        Settings::load(self.config.as_deref())
+    }
+
     pub fn repo_path(&self) -> Result<PathBuf> {
-        self.repo
-            .clone()
-            .context("no repository given: use --repo DIR or set RBK_REPO")
+        if let Some(r) = &self.repo {
+            return Ok(r.clone());
+        }
+        self.settings()?.repository.context(
+            "no repository given: use --repo DIR, set RBK_REPO, or `repository` in rbk.toml",
+        )
     }
 
     pub fn backend(&self) -> Result<Arc<LocalBackend>> {
         Ok(Arc::new(LocalBackend::new(self.repo_path()?)))
     }
 
-    pub fn password_source(&self) -> PasswordSource {
-        PasswordSource {
-            file: self.password_file.clone(),
-            command: self.password_command.clone(),
-        }
+    pub fn password_source(&self) -> Result<PasswordSource> {
+        let settings = self.settings()?;
+        Ok(PasswordSource {
+            file: self.password_file.clone().or(settings.password_file),
+            command: self.password_command.clone().or(settings.password_command),
+        })
     }
 
     pub fn open(&self) -> Result<Repository> {
         let backend = self.backend()?;
-        let password = read_password(&self.password_source(), false)?;
+        let password = read_password(&self.password_source()?, false)?;
         Ok(Repository::open(backend, password.as_bytes())?)
     }
 }

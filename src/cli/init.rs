@@ -23,7 +23,7 @@ pub struct InitArgs {
 
 pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
     let backend = global.backend()?;
-    let password = read_password(&global.password_source(), true)?;
+    let password = read_password(&global.password_source()?, true)?;
     let options = InitOptions {
         kdf: KdfParams {
             memory_kib: args.kdf_memory_mib.max(1) * 1024,

@@ -8,26 +8,41 @@ use clap::Args;
 use super::global::GlobalArgs;
 use super::output::{bytes, json};
 use crate::restore::restore_to_dir;
+use crate::restore::stack::{StackRestoreOptions, restore_stack};
 
-/// Restore a snapshot's parts as files (a unique id prefix, or `latest`).
+/// Restore a snapshot (a unique id prefix, or `latest`): into the running
+/// stack, or with --to as files.
 ///
-/// Example: rbk restore 3f9a2c1e --to ./restored
+/// Examples:
+///   rbk restore 3f9a2c1e              # both stores back, the stack running again
+///   rbk restore latest --to ./out     # neo4j.dump + metadata.sql (or rushdb.db) as files
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     /// Snapshot id (any unique prefix) or `latest`.
     pub snapshot: String,
-    /// Directory to write the parts into (created if missing).
+    /// Write the parts as files into this directory (created if missing)
+    /// instead of restoring the stack.
     #[arg(long)]
-    pub to: PathBuf,
+    pub to: Option<PathBuf>,
     /// Restore only this part (repeatable).
     #[arg(long = "part")]
     pub parts: Vec<String>,
+    /// Stack mode: restore although the running RUSHDB_AES_256_ENCRYPTION_KEY
+    /// differs from the snapshot's (restored tokens and secrets will not decrypt).
+    #[arg(long)]
+    pub force: bool,
+    /// Stack mode: the Compose project (default: found by the `rushdb` service label).
+    #[arg(long)]
+    pub project: Option<String>,
 }
 
 pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
+    let Some(to) = &args.to else {
+        return run_stack(global, args);
+    };
     let repo = global.open()?;
     let started = std::time::Instant::now();
-    let (id, _snap, restored) = restore_to_dir(&repo, &args.snapshot, &args.to, &args.parts)?;
+    let (id, _snap, restored) = restore_to_dir(&repo, &args.snapshot, to, &args.parts)?;
     let ms = started.elapsed().as_millis() as u64;
     if global.json {
         json(&serde_json::json!({
@@ -51,6 +66,34 @@ pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
             id.short(),
             restored.len(),
             ms as f64 / 1000.0
+        );
+    }
+    Ok(super::exit::OK)
+}
+
+fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
+    if !args.parts.is_empty() {
+        anyhow::bail!("--part selects files to write; use it with --to DIR");
+    }
+    let settings = global.settings()?;
+    let repo = global.open()?;
+    let options = StackRestoreOptions {
+        stack: settings.stack_config(args.project.as_deref()),
+        force: args.force,
+    };
+    let report = restore_stack(&repo, &args.snapshot, &options)?;
+    if global.json {
+        json(&serde_json::to_value(&report)?);
+    } else if !global.quiet {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        println!(
+            "restored {} of snapshot {} into stack {}; RushDB was down for {:.1} s and is running again",
+            report.restored.join(" + "),
+            &report.snapshot[..8],
+            report.project,
+            report.downtime_ms as f64 / 1000.0
         );
     }
     Ok(super::exit::OK)

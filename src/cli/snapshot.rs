@@ -7,12 +7,19 @@ use clap::Args;
 
 use super::global::GlobalArgs;
 use super::output::{bytes, json, rate};
+use crate::backup::host::snapshot_host;
+use crate::backup::stack::{
+    StackOutcome, StackPlan, StackSnapshotOptions, pause_ms, snapshot_stack,
+};
 use crate::backup::{PartSpec, SnapshotOptions, snapshot};
 use crate::parts::PartInput;
 
-/// Take a snapshot: each --path, --stdin or --command is one part.
+/// Take a snapshot: of the running RushDB stack (no part options), or of
+/// the given parts (each --path, --stdin or --command is one part).
 ///
 /// Examples:
+///   rbk snapshot                       # the stack: pause writes, dump Neo4j + SQL, resume
+///   rbk snapshot --dry-run             # what would stop, and for how long last time
 ///   rbk snapshot --path ./neo4j.dump --path ./metadata.sql
 ///   pg_dump rushdb | rbk snapshot --stdin metadata.sql
 ///   rbk snapshot --command metadata.sql -- pg_dump rushdb
@@ -39,6 +46,12 @@ pub struct SnapshotArgs {
     /// Store every part byte for byte: no Neo4j dump detection.
     #[arg(long)]
     pub raw: bool,
+    /// Stack mode: print the plan (containers found, what stops) and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stack mode: the Compose project (default: found by the `rushdb` service label).
+    #[arg(long)]
+    pub project: Option<String>,
 }
 
 pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
@@ -70,6 +83,14 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         (Some(_), None) => bail!("--command NAME needs a program after `--`"),
         (None, None) => {}
     }
+    if parts.is_empty() {
+        return run_stack(global, args);
+    }
+    if args.dry_run {
+        bail!(
+            "--dry-run plans a stack snapshot; it cannot be combined with --path, --stdin or --command"
+        );
+    }
     let repo = global.open()?;
     let options = SnapshotOptions {
         parts,
@@ -79,6 +100,77 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         ..SnapshotOptions::default()
     };
     let (id, snap) = snapshot(&repo, &options)?;
+    report(global, &id, &snap, None);
+    Ok(super::exit::OK)
+}
+
+fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
+    let settings = global.settings()?;
+    let repo = global.open()?;
+    if let Some(host) = &settings.host {
+        if args.dry_run {
+            bail!("--dry-run plans a Docker stack snapshot; rbk.toml selects host mode");
+        }
+        let (id, snap) = snapshot_host(&repo, host, &args.tags, args.host.clone())?;
+        report(global, &id, &snap, None);
+        return Ok(super::exit::OK);
+    }
+    let options = StackSnapshotOptions {
+        stack: settings.stack_config(args.project.as_deref()),
+        tags: args.tags.clone(),
+        host: args.host.clone(),
+        dry_run: args.dry_run,
+    };
+    match snapshot_stack(&repo, &options)? {
+        StackOutcome::Planned(plan) => {
+            if global.json {
+                json(&serde_json::to_value(&plan)?);
+            } else {
+                print_plan(&plan);
+            }
+            Ok(super::exit::OK)
+        }
+        StackOutcome::Saved { id, snapshot, plan } => {
+            if !global.json && !global.quiet {
+                for w in &plan.warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
+            report(global, &id, &snapshot, Some(&plan));
+            // Saved is success: a warning must not break `rbk snapshot && rbk prune`.
+            Ok(super::exit::OK)
+        }
+    }
+}
+
+fn print_plan(plan: &StackPlan) {
+    println!("stack {}:", plan.project);
+    println!("  rushdb  {}", plan.rushdb);
+    println!("  graph   {}", plan.graph);
+    println!("  sql     {}", plan.sql);
+    println!(
+        "would stop {} (in that order), store {}, then start them again",
+        plan.stops.join(", "),
+        plan.parts.join(" + ")
+    );
+    match plan.last_pause_ms {
+        Some(ms) => println!(
+            "writes were paused for {:.1} s during the last stack snapshot",
+            ms as f64 / 1000.0
+        ),
+        None => println!("no earlier stack snapshot to estimate the write pause from"),
+    }
+    for w in &plan.warnings {
+        println!("warning: {w}");
+    }
+}
+
+fn report(
+    global: &GlobalArgs,
+    id: &crate::store::Id,
+    snap: &crate::store::manifest::Snapshot,
+    plan: Option<&StackPlan>,
+) {
     let s = &snap.stats;
     if global.json {
         json(&serde_json::json!({
@@ -97,6 +189,8 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
                 "stored_size": p.stored.size,
                 "chunks": p.stored.chunks,
             })).collect::<Vec<_>>(),
+            "pause_ms": pause_ms(snap),
+            "warnings": plan.map(|p| p.warnings.clone()).unwrap_or_default(),
         }));
     } else if !global.quiet {
         for p in &snap.parts {
@@ -112,6 +206,8 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
             s.duration_ms as f64 / 1000.0,
             rate(s.bytes_read, s.duration_ms)
         );
+        if let Some(ms) = pause_ms(snap) {
+            println!("writes were paused for {:.1} s", ms as f64 / 1000.0);
+        }
     }
-    Ok(super::exit::OK)
 }

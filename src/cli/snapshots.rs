@@ -29,6 +29,8 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     "bytes_read": s.stats.bytes_read,
                     "bytes_added": s.stats.bytes_added,
                     "duration_ms": s.stats.duration_ms,
+                    "pause_ms": crate::backup::stack::pause_ms(s),
+                    "labels": s.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
                     "parts": s.parts.iter().map(|p| serde_json::json!({
                         "name": p.name, "codec": p.codec, "origin": p.origin,
                         "source_size": p.source_size, "stored_size": p.stored.size,
@@ -56,13 +58,17 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     } else {
                         format!("  [{}]", s.tags.join(", "))
                     };
+                    let pause = crate::backup::stack::pause_ms(s)
+                        .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                        .unwrap_or_else(|| "-".into());
                     println!(
-                        "{:<9} {:<26} {:<16} {:>10} {:>10}  {}{}",
+                        "{:<9} {:<26} {:<16} {:>10} {:>10} {:>7}  {}{}",
                         id.short(),
                         crate::store::time::display(&s.time),
                         s.host,
                         bytes(s.stats.bytes_read),
                         bytes(s.stats.bytes_added),
+                        pause,
                         parts.join(", "),
                         tags
                     );

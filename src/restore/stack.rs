@@ -1,0 +1,299 @@
+//! `rbk restore <id>` into the running stack: preflight, stop, load the graph, restore SQL, start, report.
+
+use std::io;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+
+use super::write_part;
+use crate::backup::stack::{
+    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label,
+};
+use crate::codec::neo4j_dump::DumpWriter;
+use crate::parts::{CODEC_NEO4J_DUMP, decode_envelope};
+use crate::pause::Pause;
+use crate::source::docker::{ContainerInfo, Engine};
+use crate::source::neo4j::{self, Edition, compare_versions};
+use crate::source::sqlite::tar_of_file;
+use crate::source::stack::{GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, discover};
+use crate::source::stream::byte_sink;
+use crate::store::index::Index;
+use crate::store::manifest::{Part, Snapshot};
+use crate::store::{Id, Repository};
+
+#[derive(Debug, Clone, Default)]
+pub struct StackRestoreOptions {
+    pub stack: StackConfig,
+    /// Restore even though the running encryption key differs from the snapshot's.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackRestoreReport {
+    pub snapshot: String,
+    pub project: String,
+    pub restored: Vec<String>,
+    pub downtime_ms: u64,
+    pub warnings: Vec<String>,
+}
+
+fn label_of<'a>(s: &'a Snapshot, key: &str) -> Option<&'a str> {
+    s.labels
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn part<'a>(s: &'a Snapshot, name: &str) -> Option<&'a Part> {
+    s.parts.iter().find(|p| p.name == name)
+}
+
+/// Everything that must hold before the stack is touched. Returns warnings.
+fn preflight(
+    repo: &Repository,
+    index: &Index,
+    id: &Id,
+    snap: &Snapshot,
+    stack: &Stack,
+    force: bool,
+) -> Result<Vec<String>> {
+    let mut warnings = stack.warnings();
+    if part(snap, PART_GRAPH).is_none()
+        && part(snap, PART_POSTGRES).is_none()
+        && part(snap, PART_SQLITE).is_none()
+    {
+        bail!(
+            "snapshot {} holds no stack parts ({PART_GRAPH}, {PART_POSTGRES} or {PART_SQLITE}); use --to DIR",
+            id.short()
+        );
+    }
+    // The key: restored tokens and secrets are only usable with the key that encrypted them.
+    let saved_key = label_of(snap, label::KEY_FINGERPRINT);
+    match (saved_key, stack.rushdb.env_var(KEY_VAR)) {
+        (Some(saved), Some(running))
+            if repo.fingerprint(KEY_FINGERPRINT_CONTEXT, running.as_bytes()) != saved =>
+        {
+            let msg = format!(
+                "{KEY_VAR} of the running {} differs from the one in use when snapshot {} was taken: every restored API token and secret would be unreadable. Set the old key, or pass --force",
+                stack.rushdb.name,
+                id.short()
+            );
+            if !force {
+                bail!(msg);
+            }
+            warnings.push(msg);
+        }
+        (Some(_), None) => warnings.push(format!(
+            "{KEY_VAR} is not set on {}: it cannot be compared with the snapshot's",
+            stack.rushdb.name
+        )),
+        _ => {}
+    }
+    if let Some(graph) = part(snap, PART_GRAPH) {
+        let GraphStore::Bundled { version, .. } = &stack.graph else {
+            bail!(
+                "the snapshot has a Neo4j dump but the stack has no Neo4j container to load it into"
+            );
+        };
+        if let (Some(dumped), Some(running)) = (label_of(snap, label::NEO4J_VERSION), version)
+            && compare_versions(running, dumped).is_lt()
+        {
+            bail!(
+                "the dump was made by Neo4j {dumped}; the stack runs the older {running}, which cannot load it"
+            );
+        }
+        if graph.codec != CODEC_NEO4J_DUMP {
+            bail!(
+                "{PART_GRAPH} in snapshot {} is not stored as a Neo4j dump",
+                id.short()
+            );
+        }
+    }
+    match (
+        &stack.sql,
+        part(snap, PART_POSTGRES),
+        part(snap, PART_SQLITE),
+    ) {
+        (SqlStore::Postgres { .. }, None, Some(_)) => {
+            bail!("the snapshot holds SQLite metadata but the stack uses Postgres")
+        }
+        (SqlStore::Sqlite { .. }, Some(_), None) => {
+            bail!("the snapshot holds a Postgres dump but the stack uses SQLite")
+        }
+        _ => {}
+    }
+    // Read every byte now: a damaged snapshot must be found before the
+    // stack is stopped and its current data replaced.
+    for p in &snap.parts {
+        repo.restore_stream(index, &p.stored, &p.name, &mut io::sink())
+            .with_context(|| format!("verifying part {}", p.name))?;
+    }
+    Ok(warnings)
+}
+
+pub fn restore_stack(
+    repo: &Repository,
+    wanted: &str,
+    options: &StackRestoreOptions,
+) -> Result<StackRestoreReport> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let engine = rt.block_on(Engine::connect())?;
+    let _lock = repo.lock(false, "restore (stack)")?;
+    let (id, snap) = repo.find_snapshot(wanted)?;
+    let index = repo.load_index()?;
+    let stack = rt.block_on(discover(&engine, &options.stack))?;
+    let warnings = preflight(repo, &index, &id, &snap, &stack, options.force)?;
+    rt.block_on(engine.remove_leftovers())?;
+
+    let mut pause = Pause::new(rt.handle().clone(), engine.clone());
+    pause
+        .stop(&stack.rushdb, options.stack.stop_timeout)
+        .context("stopping RushDB")?;
+    let mut restored = Vec::new();
+    if let (
+        Some(graph),
+        GraphStore::Bundled {
+            container, edition, ..
+        },
+    ) = (part(&snap, PART_GRAPH), &stack.graph)
+    {
+        // `load` needs the database stopped whatever the edition.
+        pause
+            .stop(container, options.stack.stop_timeout)
+            .context("stopping Neo4j")?;
+        load_graph(
+            &rt,
+            &engine,
+            repo,
+            &index,
+            graph,
+            container,
+            *edition,
+            &options.stack.neo4j_database,
+        )
+        .with_context(|| format!("loading {PART_GRAPH}"))?;
+        pause.start(container).context("starting Neo4j")?;
+        restored.push(PART_GRAPH.to_string());
+    }
+    match &stack.sql {
+        SqlStore::Postgres { container, target } => {
+            if let Some(sql) = part(&snap, PART_POSTGRES) {
+                let (sink, rx) = byte_sink();
+                let drop_create = rt.block_on(engine.exec_from_stream(
+                    container,
+                    target.recreate_command(),
+                    target.env(),
+                    None,
+                ));
+                let f = drop_create.context("recreating the database")?;
+                if f.exit_code != 0 {
+                    bail!("recreating the database failed: {}", f.stderr);
+                }
+                let task = {
+                    let (engine, c, cmd, env) = (
+                        engine.clone(),
+                        container.clone(),
+                        target.restore_command(),
+                        target.env(),
+                    );
+                    rt.spawn(async move { engine.exec_from_stream(&c, cmd, env, Some(rx)).await })
+                };
+                let fed = feed_part(repo, &index, sql, sink);
+                let f = rt.block_on(task).map_err(|e| anyhow!("{e}"))??;
+                fed.with_context(|| format!("restoring {PART_POSTGRES}"))?;
+                if f.exit_code != 0 {
+                    bail!(
+                        "psql failed restoring {PART_POSTGRES} (status {}): {}",
+                        f.exit_code,
+                        f.stderr
+                    );
+                }
+                restored.push(PART_POSTGRES.to_string());
+            }
+        }
+        SqlStore::Sqlite { path, .. } => {
+            if let Some(db) = part(&snap, PART_SQLITE) {
+                let mut bytes = Vec::with_capacity(db.stored.size as usize);
+                write_part(repo, &index, db, &mut bytes)?;
+                let (dir, name) = path
+                    .rsplit_once('/')
+                    .ok_or_else(|| anyhow!("SQL_DB_PATH {path} is not absolute"))?;
+                let tar = tar_of_file(name, &bytes)?;
+                rt.block_on(engine.upload_tar(
+                    &stack.rushdb,
+                    if dir.is_empty() { "/" } else { dir },
+                    tar,
+                ))?;
+                restored.push(PART_SQLITE.to_string());
+            }
+        }
+    }
+    pause.start(&stack.rushdb).context("starting RushDB")?;
+    let downtime_ms = pause.elapsed_ms();
+    Ok(StackRestoreReport {
+        snapshot: id.to_hex(),
+        project: stack.project.clone(),
+        restored,
+        downtime_ms,
+        warnings,
+    })
+}
+
+/// Writes a part into a sink, then closes it so the consumer sees the end.
+fn feed_part(
+    repo: &Repository,
+    index: &Index,
+    part: &Part,
+    mut sink: crate::source::stream::ByteSink,
+) -> Result<()> {
+    write_part(repo, index, part, &mut sink)?;
+    sink.close()?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_graph(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    repo: &Repository,
+    index: &Index,
+    graph: &Part,
+    container: &ContainerInfo,
+    edition: Edition,
+    database: &str,
+) -> Result<()> {
+    let envelope = decode_envelope(&graph.envelope)
+        .context("the dump envelope in the manifest is malformed")?;
+    let (sink, rx) = byte_sink();
+    let cmd = neo4j::load_command(database);
+    let task = {
+        let (engine, c, cmd) = (engine.clone(), container.clone(), cmd.clone());
+        rt.spawn(async move {
+            match edition {
+                // Both load from a one-off container: the server is stopped.
+                Edition::Community | Edition::Enterprise => {
+                    engine.run_oneoff(&c, cmd, vec![], None, Some(rx)).await
+                }
+            }
+        })
+    };
+    let fed = (|| -> Result<()> {
+        let mut dump = DumpWriter::new(sink, &envelope, 3)?;
+        repo.restore_stream(index, &graph.stored, &graph.name, &mut dump)?;
+        dump.finish()?.close()?;
+        Ok(())
+    })();
+    let finished = rt.block_on(task).map_err(|e| anyhow!("{e}"))??;
+    if finished.exit_code != 0 {
+        bail!(
+            "`{}` exited with status {}: {}",
+            cmd.join(" "),
+            finished.exit_code,
+            finished.stderr
+        );
+    }
+    fed
+}

@@ -1,0 +1,184 @@
+//! Finding the RushDB stack: containers by Compose labels, and what each store is.
+
+use anyhow::{Result, bail};
+
+use super::docker::{ContainerInfo, Engine, LABEL_PROJECT, LABEL_SERVICE};
+use super::neo4j::{Edition, version_of};
+use super::postgres::PgTarget;
+use super::sqlite::resolve_path;
+
+/// The key RushDB's image falls back to; secrets encrypted with it are not secret.
+pub const DEFAULT_RUSHDB_KEY: &str = "32SymbolStringForTokenEncryption";
+pub const KEY_VAR: &str = "RUSHDB_AES_256_ENCRYPTION_KEY";
+
+/// How to find the stack; every field has a default that fits RushDB's bundled Compose file.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Compose project; found from the `rushdb` service's labels when absent.
+    pub project: Option<String>,
+    pub rushdb_service: String,
+    pub neo4j_service: String,
+    pub postgres_service: String,
+    pub neo4j_database: String,
+    /// Seconds `docker stop` waits before the engine kills a container.
+    pub stop_timeout: i32,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            project: None,
+            rushdb_service: "rushdb".into(),
+            neo4j_service: "neo4j".into(),
+            postgres_service: "postgres".into(),
+            neo4j_database: "neo4j".into(),
+            stop_timeout: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum GraphStore {
+    /// A Neo4j container in the stack.
+    Bundled {
+        container: Box<ContainerInfo>,
+        edition: Edition,
+        version: Option<String>,
+    },
+    /// Neo4j elsewhere (Aura, a managed server): no dump, the manifest
+    /// records where and when, to pair with that service's own snapshots.
+    External { uri: String },
+}
+
+#[derive(Debug, Clone)]
+pub enum SqlStore {
+    Postgres {
+        container: Box<ContainerInfo>,
+        target: PgTarget,
+    },
+    /// The file lives in the `rushdb` container, on a volume or not.
+    Sqlite { path: String, on_volume: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub project: String,
+    pub rushdb: ContainerInfo,
+    pub graph: GraphStore,
+    pub sql: SqlStore,
+}
+
+impl Stack {
+    /// Problems worth a warning but not a refusal.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        match self.rushdb.env_var(KEY_VAR) {
+            None => w.push(format!(
+                "{KEY_VAR} is not set on {}: RushDB falls back to its built-in default key, so its stored secrets are not secret; set your own key and keep it outside the backup",
+                self.rushdb.name
+            )),
+            Some(k) if k == DEFAULT_RUSHDB_KEY => w.push(format!(
+                "{KEY_VAR} on {} is RushDB's published default: set your own key and keep it outside the backup",
+                self.rushdb.name
+            )),
+            Some(_) => {}
+        }
+        if let SqlStore::Sqlite {
+            path,
+            on_volume: false,
+        } = &self.sql
+        {
+            w.push(format!(
+                "the SQLite metadata {path} is in {}'s container layer, not on a volume: it is lost whenever the container is recreated",
+                self.rushdb.name
+            ));
+        }
+        w
+    }
+}
+
+/// Finds the stack by Compose labels, and says what it found or why not.
+pub async fn discover(engine: &Engine, cfg: &StackConfig) -> Result<Stack> {
+    let project = match &cfg.project {
+        Some(p) => p.clone(),
+        None => {
+            let found = engine
+                .containers_with_labels(&[format!("{LABEL_SERVICE}={}", cfg.rushdb_service)])
+                .await?;
+            let mut projects: Vec<String> =
+                found.iter().filter_map(|c| c.project.clone()).collect();
+            projects.sort();
+            projects.dedup();
+            match projects.as_slice() {
+                [one] => one.clone(),
+                [] => bail!(
+                    "no container with the label {LABEL_SERVICE}={}: is the stack running under Docker Compose? (set `project` in rbk.toml, or use host mode)",
+                    cfg.rushdb_service
+                ),
+                many => bail!(
+                    "several Compose projects have a `{}` service ({}): choose one with --project or `project` in rbk.toml",
+                    cfg.rushdb_service,
+                    many.join(", ")
+                ),
+            }
+        }
+    };
+    let in_project = engine
+        .containers_with_labels(&[format!("{LABEL_PROJECT}={project}")])
+        .await?;
+    let service = |name: &str| -> Result<Option<ContainerInfo>> {
+        let mut matches = in_project
+            .iter()
+            .filter(|c| c.service.as_deref() == Some(name));
+        let first = matches.next().cloned();
+        if matches.next().is_some() {
+            bail!(
+                "project {project} has several `{name}` containers (scaled?); rbk needs exactly one"
+            );
+        }
+        Ok(first)
+    };
+    let Some(rushdb) = service(&cfg.rushdb_service)? else {
+        bail!("project {project} has no `{}` service", cfg.rushdb_service);
+    };
+    let graph = match service(&cfg.neo4j_service)? {
+        Some(container) => GraphStore::Bundled {
+            edition: Edition::of(&container),
+            version: version_of(&container),
+            container: Box::new(container),
+        },
+        None => GraphStore::External {
+            uri: rushdb
+                .env_var("NEO4J_URL")
+                .unwrap_or_else(|| "(NEO4J_URL not set)".into()),
+        },
+    };
+    let sql = if rushdb
+        .env_var("SQL_DB_TYPE")
+        .is_some_and(|t| t.eq_ignore_ascii_case("sqlite"))
+    {
+        let path = resolve_path(rushdb.env_var("SQL_DB_PATH").as_deref());
+        SqlStore::Sqlite {
+            on_volume: rushdb.mount_for(&path).is_some(),
+            path,
+        }
+    } else {
+        let Some(container) = service(&cfg.postgres_service)? else {
+            bail!(
+                "project {project} has no `{}` service, and {} is not set to SQLite (SQL_DB_TYPE)",
+                cfg.postgres_service,
+                rushdb.name
+            );
+        };
+        SqlStore::Postgres {
+            target: PgTarget::from_container(&container),
+            container: Box::new(container),
+        }
+    };
+    Ok(Stack {
+        project,
+        rushdb,
+        graph,
+        sql,
+    })
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Checks the test image and stand-ins on their own, without rbk: brings up compose.yaml (and
+# compose.sqlite.yaml), and walks through what rbk relies on. About a minute; as root.
+# Prints one "ok" line per check and "N passed, 0 failed" at the end; exits 1 on the first
+# failure. Usage: tests/images/selftest.sh
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+IMG="${RBK_TEST_IMAGE:-rbk-test/debian:1}"
+P="rbkselftest$$"
+PS="${P}sqlite"
+F="$here/../../../shared/fixtures/neo4j"
+work="$(mktemp -d)"
+passed=0
+
+dc() { docker-compose -p "$P" -f "$here/compose.yaml" "$@"; }
+dcs() { docker-compose -p "$PS" -f "$here/compose.sqlite.yaml" "$@"; }
+cleanup() {
+  dc down -v >/dev/null 2>&1 || true
+  dcs down -v >/dev/null 2>&1 || true
+  docker volume rm "${P}_scratch" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok $passed - $*"; }
+fail() { echo "FAILED: $*" >&2; echo "$passed passed, 1 failed"; exit 1; }
+admin() { docker run --rm -i -v "${P}_neo4j-data:/data" "$IMG" neo4j-admin "$@"; }
+pgq() { docker exec "${P}_postgres_1" psql -U rushdb -d rushdb -Atc "$1"; }
+wait_for() { # wait_for SECONDS COMMAND...
+  local t=$(($1 * 10)); shift
+  until "$@" >/dev/null 2>&1; do t=$((t - 1)); [ "$t" -gt 0 ] || return 1; sleep 0.1; done
+}
+inner() { tail -c +5 "$1" | zstd -dc; }
+heartbeats_over() { [ "$(pgq 'select count(*) from heartbeat' 2>/dev/null || echo 0)" -gt "$1" ]; }
+sqlite_heartbeats() {
+  [ "$(docker exec "${PS}_rushdb_1" sqlite3 /data/rushdb.db 'select count(*) from heartbeat')" -gt 0 ]
+}
+
+"$here/build.sh"
+dc up -d >/dev/null 2>&1 || fail "compose up"
+ok "compose up"
+for s in rushdb neo4j postgres; do
+  [ "$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}}/{{index .Config.Labels "com.docker.compose.project"}}' "${P}_${s}_1")" = "$s/$P" ] ||
+    fail "labels on ${P}_${s}_1"
+done
+ok "containers carry the compose labels"
+wait_for 30 heartbeats_over 2 || fail "heartbeats"
+ok "rushdb writes heartbeats to postgres"
+
+docker exec "${P}_neo4j_1" graph-fill 2000 || fail "graph-fill"
+docker exec "${P}_neo4j_1" graph-write movie:1 "The Matrix" || fail "graph-write"
+[ "$(docker exec "${P}_neo4j_1" graph-read movie:1)" = "The Matrix" ] || fail "graph-read"
+ok "graph helpers"
+
+set +e
+docker exec "${P}_neo4j_1" neo4j-admin database dump neo4j --to-stdout >"$work/no.dump" 2>"$work/err"
+rc=$?
+set -e
+[ "$rc" = 1 ] && [ ! -s "$work/no.dump" ] && grep -q "The database is in use" "$work/err" ||
+  fail "dump while running must be refused (rc=$rc)"
+ok "dump refused while neo4j runs"
+
+docker stop "${P}_rushdb_1" "${P}_neo4j_1" >/dev/null
+[ "$(docker inspect -f '{{.State.ExitCode}}' "${P}_neo4j_1")" = 0 ] || fail "neo4j exit code"
+a="$(pgq 'select count(*) from heartbeat')"; sleep 1.2; b="$(pgq 'select count(*) from heartbeat')"
+[ "$a" = "$b" ] || fail "heartbeats while rushdb is stopped ($a -> $b)"
+ok "graceful stops; no heartbeats while rushdb is stopped"
+
+admin database dump neo4j --to-stdout >"$work/x.dump" 2>"$work/err" || fail "dump: $(cat "$work/err")"
+[ "$(head -c 8 "$work/x.dump" | od -An -tx1 | tr -d ' \n')" = "445a563128b52ffd" ] || fail "magic"
+[ "$(inner "$work/x.dump" | head -c 8 | od -An -tx1 | tr -d ' \n')" = "7a73746400000001" ] ||
+  fail "inner prefix"
+inner "$work/x.dump" | tail -c +25 | tar -t >"$work/names" || fail "tar"
+grep -qx './neostore' "$work/names" && grep -qx './neostore.transaction.db.0' "$work/names" &&
+  [ "$(head -n1 "$work/names")" = "./" ] || fail "entry names"
+[ "$(inner "$work/x.dump" | tail -c 1024 | tr -d '\0' | wc -c)" = 0 ] || fail "tar end"
+ok "dump format: DZV1, zstd, header, tar entries, end blocks"
+
+docker start "${P}_neo4j_1" >/dev/null
+wait_for 20 docker exec "${P}_neo4j_1" graph-write movie:1 Changed || fail "write after restart"
+docker stop "${P}_neo4j_1" >/dev/null
+admin database load neo4j --from-stdin --overwrite-destination=true <"$work/x.dump" 2>"$work/err" ||
+  fail "load: $(cat "$work/err")"
+docker start "${P}_neo4j_1" >/dev/null
+wait_for 20 docker exec "${P}_neo4j_1" graph-read movie:1 || fail "read after load"
+[ "$(docker exec "${P}_neo4j_1" graph-read movie:1)" = "The Matrix" ] || fail "load restored the data"
+ok "load restores the dumped store"
+
+docker stop "${P}_neo4j_1" >/dev/null
+set +e
+NEO4J_ADMIN_FAIL_AFTER_BYTES=3000 docker run --rm -e NEO4J_ADMIN_FAIL_AFTER_BYTES -v "${P}_neo4j-data:/data" \
+  "$IMG" neo4j-admin database dump neo4j --to-stdout >"$work/part.dump" 2>/dev/null
+rc=$?
+set -e
+[ "$rc" = 1 ] && [ "$(stat -c %s "$work/part.dump")" = 3000 ] || fail "fail knob (rc=$rc)"
+ok "NEO4J_ADMIN_FAIL_AFTER_BYTES"
+
+for bad in trailing truncated; do
+  case "$bad" in
+    trailing) { cat "$work/x.dump"; printf junk; } >"$work/bad.dump" ;;
+    truncated) head -c -50 "$work/x.dump" >"$work/bad.dump" ;;
+  esac
+  if admin database load neo4j --from-stdin --overwrite-destination=true <"$work/bad.dump" 2>/dev/null; then
+    fail "load accepted a $bad dump"
+  fi
+done
+ok "load rejects trailing data and truncation"
+
+if [ -d "$F" ]; then
+  for f in "$F"/*.dump; do
+    docker run --rm -i -v "${P}_scratch:/data" "$IMG" neo4j-admin database load neo4j \
+      --from-stdin --overwrite-destination=true <"$f" 2>/dev/null || fail "load $f"
+  done
+  ok "loads the real Neo4j fixture dumps"
+fi
+
+docker exec "${P}_postgres_1" pg_dump -U rushdb rushdb >"$work/meta.sql" || fail "pg_dump"
+docker exec "${P}_postgres_1" psql -q -U rushdb -d postgres -c 'DROP DATABASE rushdb' -c 'CREATE DATABASE rushdb' || fail "recreate"
+docker exec -i "${P}_postgres_1" psql -q -v ON_ERROR_STOP=1 -U rushdb -d rushdb <"$work/meta.sql" >/dev/null || fail "psql restore"
+[ "$(pgq 'select count(*) from heartbeat')" = "$b" ] || fail "restored row count"
+ok "pg_dump and psql restore through docker exec"
+
+docker start "${P}_neo4j_1" "${P}_rushdb_1" >/dev/null
+wait_for 30 heartbeats_over "$b" || fail "heartbeats resume"
+ok "heartbeats resume after start"
+
+dcs up -d >/dev/null 2>&1 || fail "sqlite compose up"
+wait_for 30 sqlite_heartbeats || fail "sqlite heartbeats"
+ok "sqlite variant writes heartbeats to /data/rushdb.db"
+
+echo "$passed passed, 0 failed"
