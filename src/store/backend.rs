@@ -31,6 +31,8 @@ pub trait Backend: Send + Sync {
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     fn list(&self, kind: FileKind) -> Result<Vec<String>>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
+    /// Temporary files (writes in progress, or left by a crash), with their sizes.
+    fn temp_files(&self) -> Result<Vec<(String, u64)>>;
     /// Creates the directory layout for a new repository.
     fn create_layout(&self) -> Result<()>;
 }
@@ -176,6 +178,28 @@ impl Backend for LocalBackend {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Self::io("remove", &path, e)),
         }
+    }
+
+    fn temp_files(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(d) = dirs.pop() {
+            let Ok(entries) = fs::read_dir(&d) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    dirs.push(path);
+                } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                    let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+                    out.push((rel.display().to_string(), meta.len()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     fn create_layout(&self) -> Result<()> {

@@ -172,6 +172,13 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         }
     }
 
+    for (path, size) in backend.temp_files()? {
+        report.warnings.push(Problem {
+            file: path,
+            detail: format!("{size}-byte temporary file: a write in progress, or left by an interrupted one (harmless; prune removes old ones)"),
+        });
+    }
+
     for (name, lock) in list_locks(backend.as_ref(), repo.crypto())? {
         if let Err(e) = lock {
             report.warnings.push(Problem {
