@@ -81,31 +81,40 @@ pub fn snapshot(repo: &Repository, options: &SnapshotOptions) -> Result<(Id, Sna
     let index = Arc::new(repo.load_index()?);
     let writer = SnapshotWriter::new(repo, index);
     let mut parts = Vec::new();
-    let mut bytes_read = 0;
     for spec in &options.parts {
         let part = store_part(&writer, spec, options.raw)
             .with_context(|| format!("part {:?} ({})", spec.name, spec.input.origin()))?;
-        bytes_read += part.source_size;
         parts.push(part);
     }
-    let snapshot = Snapshot {
-        time: options
-            .time
-            .clone()
-            .unwrap_or_else(crate::store::time::now_rfc3339),
-        host: options
-            .host
-            .clone()
-            .unwrap_or_else(crate::store::lock::hostname),
-        tags: options.tags.clone(),
+    let snapshot = new_snapshot(
         parts,
-        labels: options.labels.clone(),
+        &options.tags,
+        options.host.clone(),
+        options.time.clone(),
+        options.labels.clone(),
+    );
+    Ok(writer.commit(snapshot)?)
+}
+
+/// A manifest for `parts`, taken now (or at `time`) on this host (or `host`).
+pub(crate) fn new_snapshot(
+    parts: Vec<Part>,
+    tags: &[String],
+    host: Option<String>,
+    time: Option<String>,
+    labels: Vec<(String, String)>,
+) -> Snapshot {
+    Snapshot {
+        time: time.unwrap_or_else(crate::store::time::now_rfc3339),
+        host: host.unwrap_or_else(crate::store::lock::hostname),
+        tags: tags.to_vec(),
         stats: SnapshotStats {
-            bytes_read,
+            bytes_read: parts.iter().map(|p| p.source_size).sum(),
             ..SnapshotStats::default()
         },
-    };
-    Ok(writer.commit(snapshot)?)
+        parts,
+        labels,
+    }
 }
 
 fn store_part(writer: &SnapshotWriter<'_>, spec: &PartSpec, raw: bool) -> Result<Part> {

@@ -14,9 +14,9 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use super::stack::{PART_GRAPH, PART_POSTGRES, PART_SQLITE, label};
-use super::store_reader;
+use super::{new_snapshot, store_reader};
 use crate::parts::{CommandReader, PartInput};
-use crate::store::manifest::{Snapshot, SnapshotStats};
+use crate::store::manifest::Snapshot;
 use crate::store::writer::SnapshotWriter;
 use crate::store::{Id, Repository};
 
@@ -155,21 +155,11 @@ pub fn snapshot_host(
     }
     resume.now()?;
     let pause_ms = began.elapsed().as_millis() as u64;
-    let bytes_read = parts.iter().map(|p| p.source_size).sum();
-    let snapshot = Snapshot {
-        time: crate::store::time::now_rfc3339(),
-        host: hostname.unwrap_or_else(crate::store::lock::hostname),
-        tags: tags.to_vec(),
-        parts,
-        labels: vec![
-            (label::KIND.into(), "host".into()),
-            (label::PAUSE_START.into(), pause_start),
-            (label::PAUSE_MS.into(), pause_ms.to_string()),
-        ],
-        stats: SnapshotStats {
-            bytes_read,
-            ..SnapshotStats::default()
-        },
-    };
+    let labels = vec![
+        (label::KIND.into(), "host".into()),
+        (label::PAUSE_START.into(), pause_start),
+        (label::PAUSE_MS.into(), pause_ms.to_string()),
+    ];
+    let snapshot = new_snapshot(parts, tags, hostname, None, labels);
     Ok(writer.commit(snapshot)?)
 }

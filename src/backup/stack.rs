@@ -5,13 +5,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
-use super::store_reader;
+use super::{new_snapshot, store_reader};
 use crate::pause::Pause;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Edition};
 use crate::source::stack::{GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, discover};
 use crate::source::stream::byte_stream;
-use crate::store::manifest::{Part, Snapshot, SnapshotStats};
+use crate::store::manifest::{Part, Snapshot};
 use crate::store::writer::SnapshotWriter;
 use crate::store::{Id, Repository};
 
@@ -228,21 +228,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     }
     labels.push((label::PAUSE_START.into(), pause_start));
     labels.push((label::PAUSE_MS.into(), pause_ms.to_string()));
-    let bytes_read = parts.iter().map(|p| p.source_size).sum();
-    let snapshot = Snapshot {
-        time: crate::store::time::now_rfc3339(),
-        host: options
-            .host
-            .clone()
-            .unwrap_or_else(crate::store::lock::hostname),
-        tags: options.tags.clone(),
-        parts,
-        labels,
-        stats: SnapshotStats {
-            bytes_read,
-            ..SnapshotStats::default()
-        },
-    };
+    let snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
     let (id, snapshot) = writer.commit(snapshot)?;
     Ok(StackOutcome::Saved { id, snapshot, plan })
 }

@@ -351,17 +351,17 @@ impl Engine {
             .with_context(|| format!("creating a one-off container from {}", like.image))?;
         let id = created.id;
         let result = self.drive_oneoff(&id, &cmd, out, input).await;
-        let _ = self
-            .docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
+        self.force_remove(&id).await;
         result
+    }
+
+    /// Removes a container whatever its state; best effort (it may be gone already).
+    async fn force_remove(&self, id: &str) {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        let _ = self.docker.remove_container(id, Some(options)).await;
     }
 
     async fn drive_oneoff(
@@ -490,16 +490,7 @@ impl Engine {
         let mut n = 0;
         for c in list {
             if let Some(id) = c.id {
-                let _ = self
-                    .docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await;
+                self.force_remove(&id).await;
                 n += 1;
             }
         }
