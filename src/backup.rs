@@ -138,7 +138,10 @@ pub(crate) fn store_reader(
     raw: bool,
 ) -> Result<Part> {
     let mut tap = Tap::new(input);
+    // Stored as it came, the stream's own hash is the source hash.
+    let as_is = tap.switch();
     let (codec, envelope, stored) = if raw {
+        as_is.off();
         (CODEC_RAW, Vec::new(), writer.add_stream(&mut tap)?)
     } else {
         match sniff(&mut tap)? {
@@ -151,6 +154,7 @@ pub(crate) fn store_reader(
                 (CODEC_NEO4J_DUMP, encode_envelope(&envelope), stored)
             }
             Sniffed::Plain(mut replay) => {
+                as_is.off();
                 let stored = writer.add_stream(&mut replay)?;
                 drop(replay);
                 (CODEC_RAW, Vec::new(), stored)
@@ -166,8 +170,8 @@ pub(crate) fn store_reader(
         origin,
         codec: codec.into(),
         envelope,
-        stored,
         source_size: tap.bytes,
-        source_hash: *tap.hasher.finalize().as_bytes(),
+        source_hash: tap.hash().unwrap_or(stored.hash),
+        stored,
     })
 }

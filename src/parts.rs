@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -82,10 +83,26 @@ pub fn valid_part_name(name: &str) -> bool {
 }
 
 /// Counts and hashes every byte that passes through.
+///
+/// Hashing can be switched off through `HashSwitch` while the tap is
+/// borrowed: a part stored as it came needs no second hash of the same
+/// bytes (its stored hash is the source hash), and that pass sat on the
+/// critical reading thread.
 pub struct Tap<R> {
     inner: R,
-    pub hasher: blake3::Hasher,
+    hasher: blake3::Hasher,
+    hashing: Arc<AtomicBool>,
     pub bytes: u64,
+}
+
+/// Turns a `Tap`'s hashing off from outside.
+#[derive(Clone)]
+pub struct HashSwitch(Arc<AtomicBool>);
+
+impl HashSwitch {
+    pub fn off(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl<R> Tap<R> {
@@ -93,15 +110,29 @@ impl<R> Tap<R> {
         Tap {
             inner,
             hasher: blake3::Hasher::new(),
+            hashing: Arc::new(AtomicBool::new(true)),
             bytes: 0,
         }
+    }
+
+    pub fn switch(&self) -> HashSwitch {
+        HashSwitch(self.hashing.clone())
+    }
+
+    /// The hash of every byte read, or `None` if hashing was switched off.
+    pub fn hash(&self) -> Option<[u8; 32]> {
+        self.hashing
+            .load(Ordering::Relaxed)
+            .then(|| *self.hasher.finalize().as_bytes())
     }
 }
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.hashing.load(Ordering::Relaxed) {
+            self.hasher.update(&buf[..n]);
+        }
         self.bytes += n as u64;
         Ok(n)
     }

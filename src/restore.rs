@@ -14,8 +14,10 @@ use crate::store::{Id, Repository};
 
 pub mod stack;
 
-/// zstd level for re-encoded dumps: Neo4j's own default, fast to write.
-const DUMP_LEVEL: i32 = 3;
+/// zstd level for re-encoded dumps. A restored dump is read once by
+/// `neo4j-admin database load` (or kept by hand); level 1 writes it about
+/// 1.6 times faster than Neo4j's own 3, for a file about 6% larger.
+pub(crate) const DUMP_LEVEL: i32 = 1;
 
 #[derive(Debug, Clone)]
 pub struct RestoredPart {

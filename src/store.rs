@@ -17,6 +17,7 @@ pub mod keys;
 pub mod lock;
 pub mod manifest;
 pub mod pack;
+pub mod readahead;
 pub mod reader;
 pub mod repo;
 pub mod time;

@@ -5,7 +5,7 @@ use std::io;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
-use super::write_part;
+use super::{DUMP_LEVEL, write_part};
 use crate::backup::stack::{
     KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label,
 };
@@ -281,7 +281,7 @@ fn load_graph(
         })
     };
     let fed = (|| -> Result<()> {
-        let mut dump = DumpWriter::new(sink, &envelope, 3)?;
+        let mut dump = DumpWriter::new(sink, &envelope, DUMP_LEVEL)?;
         repo.restore_stream(index, &graph.stored, &graph.name, &mut dump)?;
         dump.finish()?.close()?;
         Ok(())

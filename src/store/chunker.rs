@@ -4,7 +4,7 @@
 //! table; here all 256 entries come from the key (BLAKE3 in XOF mode), and the
 //! crate's `cut_gear` does the scanning.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead};
 
 use fastcdc::v2020::{Normalization, cut_gear, select_masks};
 
@@ -100,7 +100,7 @@ pub struct Segmenter<R> {
     eof: bool,
 }
 
-impl<R: Read> Segmenter<R> {
+impl<R: BufRead> Segmenter<R> {
     pub fn new(reader: R, chunker: Chunker, segment_size: usize) -> Segmenter<R> {
         let segment_size = segment_size.max(chunker.max_size() * 2);
         Segmenter {
@@ -117,14 +117,21 @@ impl<R: Read> Segmenter<R> {
     pub fn next_segment(&mut self) -> io::Result<Option<Segment>> {
         let mut buf = Vec::with_capacity(self.segment_size);
         buf.append(&mut self.carry);
-        if !self.eof {
-            // `read_to_end` fills spare capacity without zeroing it first
-            // (zeroing cost as much as chunking), and retries on EINTR.
-            let want = (self.segment_size - buf.len()) as u64;
-            let got = (&mut self.reader).take(want).read_to_end(&mut buf)?;
-            if (got as u64) < want {
+        // Copy straight out of the reader's buffer: reading into fresh
+        // spare capacity would zero it first, which cost as much as chunking.
+        while buf.len() < self.segment_size && !self.eof {
+            let available = match self.reader.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
                 self.eof = true;
+                break;
             }
+            let n = available.len().min(self.segment_size - buf.len());
+            buf.extend_from_slice(&available[..n]);
+            self.reader.consume(n);
         }
         if buf.is_empty() {
             return Ok(None);

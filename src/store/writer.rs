@@ -1,6 +1,7 @@
 //! Storing streams: chunk, hash, deduplicate, compress, seal, pack; then index and snapshot, in that order.
 //!
-//! Pipeline per stream: a reader thread cuts segments of whole chunks; the
+//! Pipeline per stream: a read-ahead thread reads the input (and whatever
+//! decoding it does); a chunking thread cuts segments of whole chunks; the
 //! calling thread hashes each segment while rayon seals its new chunks in
 //! parallel; a packer thread collects sealed blobs into packs and writes
 //! them. Every queue is bounded, so memory does not grow with the stream.
@@ -24,6 +25,7 @@ use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
 use super::manifest::{LIST_ENTRIES, Snapshot, SnapshotStats, StoredStream, encode_list};
 use super::pack::{PackBuilder, PackedBlob};
+use super::readahead;
 use super::repo::Repository;
 
 /// Bytes per segment handed from the reader thread to the sealers.
@@ -83,9 +85,11 @@ impl<'r> SnapshotWriter<'r> {
     pub fn add_stream<R: Read + Send>(&self, reader: R) -> Result<StoredStream> {
         let (seg_tx, seg_rx) = sync_channel(2);
         let chunker = self.chunker.clone();
+        let (buf_tx, recycle, ahead) = readahead::channel();
         std::thread::scope(|scope| {
+            scope.spawn(move || readahead::pump(reader, buf_tx, recycle));
             scope.spawn(move || {
-                let mut segmenter = Segmenter::new(reader, chunker, SEGMENT_SIZE);
+                let mut segmenter = Segmenter::new(ahead, chunker, SEGMENT_SIZE);
                 loop {
                     let next = segmenter.next_segment();
                     let stop = !matches!(next, Ok(Some(_)));

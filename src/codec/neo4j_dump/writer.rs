@@ -49,6 +49,12 @@ impl<W: Write> DumpWriter<W> {
             let level = level.clamp(*range.start(), *range.end());
             let mut e = zstd::stream::write::Encoder::new(w, level)?;
             e.include_checksum(true)?;
+            // Workers still write one frame; a restore would otherwise be
+            // bound by one core re-compressing. Optional: fall back to one.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+            if workers > 1 {
+                let _ = e.multithread(workers as u32);
+            }
             Encoder::Zstd(e)
         } else {
             let level = level.clamp(0, 9) as u32;
