@@ -7,4 +7,5 @@ mod dedup;
 mod failing;
 mod props;
 mod roundtrip;
+mod stack;
 mod util;
