@@ -25,6 +25,11 @@ pub const LABEL_SERVICE: &str = "com.docker.compose.service";
 /// Every container rbk creates carries this label, so leftovers can be found.
 pub const LABEL_RBK: &str = "io.rbk.oneoff";
 
+type OutputStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+>;
+type InputStream = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
 /// What rbk needs to know of a container.
 #[derive(Debug, Clone)]
 pub struct ContainerInfo {
@@ -188,6 +193,36 @@ impl Engine {
         }
     }
 
+    /// Creates and starts an exec with stdout and stderr (and, if asked,
+    /// stdin) attached: its id, its output, and its stdin.
+    async fn start_exec(
+        &self,
+        c: &ContainerInfo,
+        cmd: &[String],
+        env: Vec<String>,
+        stdin: bool,
+    ) -> Result<(String, OutputStream, InputStream)> {
+        let exec = self
+            .docker
+            .create_exec(
+                &c.id,
+                CreateExecOptions::<String> {
+                    attach_stdin: Some(stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    env: Some(env),
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("running {:?} in {}", cmd.first(), c.name))?;
+        match self.docker.start_exec(&exec.id, None).await? {
+            StartExecResults::Attached { output, input } => Ok((exec.id, output, input)),
+            StartExecResults::Detached => bail!("the engine did not attach to the exec"),
+        }
+    }
+
     /// Runs `cmd` inside a running container; stdout goes to `out` as it
     /// comes, stderr is kept for messages. A non-zero exit is sent down
     /// `out` as an error, so the consumer cannot mistake it for the end.
@@ -198,30 +233,12 @@ impl Engine {
         env: Vec<String>,
         out: ByteSender,
     ) -> Result<Finished> {
-        let exec = self
-            .docker
-            .create_exec(
-                &c.id,
-                CreateExecOptions::<String> {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(cmd.clone()),
-                    env: Some(env),
-                    ..Default::default()
-                },
-            )
-            .await
-            .with_context(|| format!("running {:?} in {}", cmd.first(), c.name))?;
-        let StartExecResults::Attached { output, .. } =
-            self.docker.start_exec(&exec.id, None).await?
-        else {
-            bail!("the engine did not attach to the exec");
-        };
+        let (exec_id, output, _) = self.start_exec(c, &cmd, env, false).await?;
         let tail = StderrTail::default();
         let consumer_gone = pump_output(output, Some(&out), &tail).await?;
         let code = self
             .docker
-            .inspect_exec(&exec.id)
+            .inspect_exec(&exec_id)
             .await?
             .exit_code
             .unwrap_or(-1);
@@ -237,28 +254,7 @@ impl Engine {
         env: Vec<String>,
         input: Option<mpsc::Receiver<Bytes>>,
     ) -> Result<Finished> {
-        let exec = self
-            .docker
-            .create_exec(
-                &c.id,
-                CreateExecOptions::<String> {
-                    attach_stdin: Some(input.is_some()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(cmd.clone()),
-                    env: Some(env),
-                    ..Default::default()
-                },
-            )
-            .await
-            .with_context(|| format!("running {:?} in {}", cmd.first(), c.name))?;
-        let StartExecResults::Attached {
-            output,
-            input: stdin,
-        } = self.docker.start_exec(&exec.id, None).await?
-        else {
-            bail!("the engine did not attach to the exec");
-        };
+        let (exec_id, output, stdin) = self.start_exec(c, &cmd, env, input.is_some()).await?;
         let tail = StderrTail::default();
         let pump = {
             let tail = tail.clone();
@@ -271,7 +267,7 @@ impl Engine {
         // The engine does not always end an exec's attached stream when the
         // process exits with stdin attached, so watch the process instead.
         let code = loop {
-            let state = self.docker.inspect_exec(&exec.id).await?;
+            let state = self.docker.inspect_exec(&exec_id).await?;
             if state.running != Some(true) {
                 break state.exit_code.unwrap_or(-1);
             }
@@ -501,9 +497,7 @@ impl Engine {
 /// Copies a container's output: stdout to `out` (when given), stderr into
 /// `tail`. Returns true when the consumer hung up early.
 async fn pump_output(
-    mut output: std::pin::Pin<
-        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
-    >,
+    mut output: OutputStream,
     out: Option<&ByteSender>,
     tail: &StderrTail,
 ) -> Result<bool> {
@@ -526,10 +520,7 @@ async fn pump_output(
     Ok(consumer_gone)
 }
 
-async fn feed(
-    mut stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
-    mut rx: mpsc::Receiver<Bytes>,
-) -> io::Result<()> {
+async fn feed(mut stdin: InputStream, mut rx: mpsc::Receiver<Bytes>) -> io::Result<()> {
     while let Some(chunk) = rx.recv().await {
         stdin.write_all(&chunk).await?;
     }
