@@ -101,6 +101,15 @@ impl Engine {
 
     /// Containers carrying every given label (`key=value`), running or not.
     pub async fn containers_with_labels(&self, labels: &[String]) -> Result<Vec<ContainerInfo>> {
+        let mut out = Vec::new();
+        for id in self.ids_with_labels(labels).await? {
+            out.push(self.inspect(&id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Ids of the containers carrying every given label, running or not.
+    async fn ids_with_labels(&self, labels: &[String]) -> Result<Vec<String>> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), labels.to_vec());
         let list = self
@@ -112,13 +121,7 @@ impl Engine {
             }))
             .await
             .context("listing containers")?;
-        let mut out = Vec::new();
-        for c in list {
-            if let Some(id) = c.id {
-                out.push(self.inspect(&id).await?);
-            }
-        }
-        Ok(out)
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
     pub async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
@@ -473,24 +476,11 @@ impl Engine {
 
     /// One-off containers rbk left behind (a crash mid-dump): removed before new work.
     pub async fn remove_leftovers(&self) -> Result<usize> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![LABEL_RBK.to_string()]);
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await?;
-        let mut n = 0;
-        for c in list {
-            if let Some(id) = c.id {
-                self.force_remove(&id).await;
-                n += 1;
-            }
+        let ids = self.ids_with_labels(&[LABEL_RBK.to_string()]).await?;
+        for id in &ids {
+            self.force_remove(id).await;
         }
-        Ok(n)
+        Ok(ids.len())
     }
 }
 
