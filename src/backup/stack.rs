@@ -8,8 +8,10 @@ use serde::Serialize;
 use super::{new_snapshot, store_reader};
 use crate::pause::Pause;
 use crate::source::docker::{ContainerInfo, Engine};
-use crate::source::neo4j::{self, Edition};
-use crate::source::stack::{GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, discover};
+use crate::source::neo4j::{self, Database, Edition};
+use crate::source::stack::{
+    GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
+};
 use crate::source::stream::byte_stream;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::writer::SnapshotWriter;
@@ -19,6 +21,27 @@ use crate::store::{Id, Repository};
 pub const PART_GRAPH: &str = "neo4j.dump";
 pub const PART_POSTGRES: &str = "metadata.sql";
 pub const PART_SQLITE: &str = "rushdb.db";
+/// The SQLite write-ahead log beside the file, when one was left (RushDB
+/// killed rather than stopped): committed transactions may live only there,
+/// so the file without it is not a consistent copy.
+pub const PART_SQLITE_WAL: &str = "rushdb.db-wal";
+
+/// The part holding a volume's tar archive (`--volumes`): `volume.<name>.tar`. Part names
+/// are file names (no `/`), so the prefix is joined by a dot.
+pub fn volume_part(name: &str) -> String {
+    format!("volume.{name}.tar")
+}
+
+/// The volume name of a volume part, or `None` for any other part.
+pub fn volume_of_part(part: &str) -> Option<&str> {
+    part.strip_prefix("volume.")?
+        .strip_suffix(".tar")
+        .filter(|n| !n.is_empty())
+}
+
+/// Archives a volume's contents as a tar of `./` and everything under it (owners, modes,
+/// empty directories), from inside a one-off container that mounts it read-only.
+const VOLUME_TAR: &str = "cd \"$1\" && exec tar -cf - .";
 
 /// Manifest labels the stack layer writes (and `restore` reads).
 pub mod label {
@@ -35,6 +58,8 @@ pub mod label {
     pub const SQL_KIND: &str = "sql.kind";
     pub const SQL_IMAGE: &str = "sql.image";
     pub const SQLITE_PATH: &str = "sqlite.path";
+    /// `--volumes`: the names of the volumes archived, comma-separated (may be empty).
+    pub const VOLUMES: &str = "volumes";
 }
 
 /// The context under which the key's fingerprint is computed.
@@ -46,6 +71,8 @@ pub struct StackSnapshotOptions {
     pub tags: Vec<String>,
     pub host: Option<String>,
     pub dry_run: bool,
+    /// Also archive the stack's other named volumes (`StackVolume`), one part each.
+    pub volumes: bool,
 }
 
 /// What a stack snapshot will do, printable before anything is touched.
@@ -80,7 +107,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn plan_of(stack: &Stack, last_pause_ms: Option<u64>) -> StackPlan {
+pub fn plan_of(stack: &Stack, last_pause_ms: Option<u64>, volumes: bool) -> StackPlan {
     let mut stops = vec![stack.rushdb.name.clone()];
     let mut parts = Vec::new();
     let graph = match &stack.graph {
@@ -99,10 +126,11 @@ pub fn plan_of(stack: &Stack, last_pause_ms: Option<u64>) -> StackPlan {
                 container.image,
                 version.as_deref().unwrap_or("?"),
                 edition.name(),
-                if *edition == Edition::Community {
-                    "stopped for an offline dump"
-                } else {
-                    "online dump"
+                match edition {
+                    Edition::Community => "stopped for an offline dump",
+                    Edition::Enterprise if container.running =>
+                        "the server keeps running; its database is stopped (STOP DATABASE) for the dump",
+                    Edition::Enterprise => "not running: dumped as it is",
                 }
             )
         }
@@ -131,6 +159,9 @@ pub fn plan_of(stack: &Stack, last_pause_ms: Option<u64>) -> StackPlan {
             )
         }
     };
+    if volumes {
+        parts.extend(stack.volumes.iter().map(|v| volume_part(&v.name)));
+    }
     StackPlan {
         project: stack.project.clone(),
         rushdb: format!("{} ({})", stack.rushdb.name, stack.rushdb.image),
@@ -165,45 +196,76 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     let rt = runtime()?;
     let engine = rt.block_on(Engine::connect())?;
     let stack = rt.block_on(discover(&engine, &options.stack))?;
-    let plan = plan_of(&stack, last_pause_ms(repo));
+    let plan = plan_of(&stack, last_pause_ms(repo), options.volumes);
     if options.dry_run {
         return Ok(StackOutcome::Planned(plan));
     }
     // Everything that can fail without touching the stack fails here.
     let _lock = repo.lock(false, "snapshot (stack)")?;
     let index = Arc::new(repo.load_index()?);
-    rt.block_on(engine.remove_leftovers())?;
+    rt.block_on(engine.remove_leftovers(&stack.project))?;
 
     let mut labels = stack_labels(repo, &stack);
     let writer = SnapshotWriter::new(repo, index);
-    let mut pause = Pause::new(rt.handle().clone(), engine.clone());
+    let mut pause = Pause::new(rt.handle().clone(), engine.clone(), stack.project.clone());
     let pause_start = crate::store::time::now_rfc3339();
     pause
         .stop(&stack.rushdb, options.stack.stop_timeout)
         .context("pausing writes")?;
 
+    let database = options.stack.neo4j_database.clone();
+    // `neo4j-admin database dump` refuses a database in use, whatever the edition (Neo4j 5
+    // operations manual, "Back up an offline database"). Community stops the whole server;
+    // Enterprise keeps it running and stops only the database.
     let mut graph_stop = None;
+    let mut database_stop = None;
     if let GraphStore::Bundled {
-        container,
-        edition: Edition::Community,
-        ..
+        container, edition, ..
     } = &stack.graph
     {
-        pause
-            .stop(container, options.stack.stop_timeout)
-            .context("stopping Neo4j for the dump (Community edition cannot dump online)")?;
-        graph_stop = Some(container.clone());
+        match edition {
+            Edition::Community => {
+                pause.stop(container, options.stack.stop_timeout).context(
+                    "stopping Neo4j for the dump (Community edition cannot dump online)",
+                )?;
+                // One the operator had stopped stays stopped (`Pause::stop` leaves it alone).
+                graph_stop = container.running.then(|| container.clone());
+            }
+            // A server the operator stopped serves nothing: its database is dumped as it is.
+            Edition::Enterprise if container.running => {
+                let db = Database::new(container, &database);
+                pause
+                    .stop_database(&db)
+                    .context("stopping the Neo4j database for the dump (STOP DATABASE)")?;
+                database_stop = Some(db);
+            }
+            Edition::Enterprise => {}
+        }
     }
 
-    let database = options.stack.neo4j_database.clone();
-    let (graph, sql) = std::thread::scope(|scope| {
+    let volumes: &[StackVolume] = if options.volumes { &stack.volumes } else { &[] };
+    if options.volumes {
+        let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+        labels.push((label::VOLUMES.into(), names.join(",")));
+    }
+    let (graph, sql, archived) = std::thread::scope(|scope| {
         let graph = scope.spawn(|| dump_graph(&rt, &engine, &stack.graph, &database, &writer));
-        let sql = scope.spawn(|| dump_sql(&rt, &engine, &stack, &writer));
-        (join(graph), join(sql))
+        let sql = scope.spawn(|| {
+            let db = dump_sql(&rt, &engine, &stack, &writer)?;
+            let wal = sqlite_wal(&rt, &engine, &stack, &writer)?;
+            Ok::<_, anyhow::Error>((db, wal))
+        });
+        let archived = scope.spawn(|| archive_volumes(&rt, &engine, volumes, &writer));
+        (join(graph), join(sql), join(archived))
     });
     // Neo4j first, then RushDB, which connects to it on start.
     if let Some(c) = &graph_stop {
         pause.start(c).context("starting Neo4j again")?;
+    }
+    if let Some(db) = &database_stop {
+        pause
+            .start_database(db)
+            .context("starting the Neo4j database again (START DATABASE)")?;
     }
     pause
         .start(&stack.rushdb)
@@ -213,12 +275,17 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
 
     let mut parts = Vec::new();
     let mut failures = Vec::new();
-    for (name, result) in [("graph", graph), ("SQL", sql)] {
-        match result {
-            Ok(Some(p)) => parts.push(p),
-            Ok(None) => {}
-            Err(e) => failures.push(format!("{name} dump failed: {e:#}")),
-        }
+    match graph {
+        Ok(p) => parts.extend(p),
+        Err(e) => failures.push(format!("graph dump failed: {e:#}")),
+    }
+    match sql {
+        Ok((db, wal)) => parts.extend(db.into_iter().chain(wal)),
+        Err(e) => failures.push(format!("SQL dump failed: {e:#}")),
+    }
+    match archived {
+        Ok(mut p) => parts.append(&mut p),
+        Err(e) => failures.push(format!("volume archive failed: {e:#}")),
     }
     if !failures.is_empty() {
         bail!(
@@ -229,8 +296,22 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     labels.push((label::PAUSE_START.into(), pause_start));
     labels.push((label::PAUSE_MS.into(), pause_ms.to_string()));
     let snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
+    delay_commit_for_tests();
     let (id, snapshot) = writer.commit(snapshot)?;
     Ok(StackOutcome::Saved { id, snapshot, plan })
+}
+
+/// `RBK_TEST_DELAY_COMMIT_MS=N` waits N ms between the restart of the stack and the commit.
+/// A test knob (documented in docs/ARCHITECTURE.md), so that the Docker tests can land a
+/// signal in that window every time; unset, as in production, it costs one lookup.
+fn delay_commit_for_tests() {
+    if let Some(ms) = std::env::var("RBK_TEST_DELAY_COMMIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tracing::debug!("RBK_TEST_DELAY_COMMIT_MS: waiting {ms} ms before the commit");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
@@ -285,28 +366,23 @@ fn dump_graph(
     database: &str,
     writer: &SnapshotWriter<'_>,
 ) -> Result<Option<Part>> {
-    let GraphStore::Bundled {
-        container, edition, ..
-    } = graph
-    else {
+    let GraphStore::Bundled { container, .. } = graph else {
         return Ok(None);
     };
     let (tx, stream) = byte_stream();
     let cmd = neo4j::dump_command(database);
     let origin = format!("docker:{} {}", container.name, cmd.join(" "));
+    // Both editions dump from a one-off container with Neo4j's volumes, as the database is
+    // not in use either way. On Enterprise this rather than `exec` in the running server:
+    // removing the one-off (on Ctrl-C or SIGTERM, see pause.rs) is what ends a dump that
+    // still holds the database, and the engine has no call that kills an exec'd process.
     let producer = {
         let engine = engine.clone();
         let container: ContainerInfo = (**container).clone();
-        let edition = *edition;
         rt.spawn(async move {
-            match edition {
-                Edition::Community => {
-                    engine
-                        .run_oneoff(&container, cmd, vec![], Some(tx), None)
-                        .await
-                }
-                Edition::Enterprise => engine.exec_to_stream(&container, cmd, vec![], tx).await,
-            }
+            engine
+                .run_oneoff(&container, cmd, vec![], Some(tx), None)
+                .await
         })
     };
     let stored = store_reader(writer, PART_GRAPH, origin, stream, false);
@@ -360,4 +436,94 @@ fn dump_sql(
     let part = stored.with_context(|| format!("part {name}"))?;
     produced.with_context(|| format!("part {name}"))?;
     Ok(Some(part))
+}
+
+/// The SQLite WAL, if RushDB left a non-empty one (it was killed, not
+/// stopped): stored as its own part so that restore puts back the pair
+/// SQLite recovers from. Read while RushDB is stopped, like the file.
+fn sqlite_wal(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    stack: &Stack,
+    writer: &SnapshotWriter<'_>,
+) -> Result<Option<Part>> {
+    let SqlStore::Sqlite { path, .. } = &stack.sql else {
+        return Ok(None);
+    };
+    let wal = format!("{path}-wal");
+    match rt.block_on(engine.file_size(&stack.rushdb, &wal))? {
+        Some(size) if size > 0 => {}
+        _ => return Ok(None),
+    }
+    let (tx, stream) = byte_stream();
+    let origin = format!("docker:{}:{wal}", stack.rushdb.name);
+    let producer = {
+        let (engine, c) = (engine.clone(), stack.rushdb.clone());
+        rt.spawn(async move { engine.download_file(&c, &wal, tx).await })
+    };
+    let stored = store_reader(writer, PART_SQLITE_WAL, origin, stream, true);
+    let produced = rt
+        .block_on(producer)
+        .map_err(|e| anyhow!("the copy task failed: {e}"))?;
+    let part = stored.with_context(|| format!("part {PART_SQLITE_WAL}"))?;
+    produced.with_context(|| format!("part {PART_SQLITE_WAL}"))?;
+    Ok(Some(part))
+}
+
+/// Archives each volume in turn (they are small beside the dumps, and each one-off container
+/// costs a start), each as its own part, stored as it comes: a tar deduplicates.
+fn archive_volumes(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    volumes: &[StackVolume],
+    writer: &SnapshotWriter<'_>,
+) -> Result<Vec<Part>> {
+    let mut parts = Vec::new();
+    for v in volumes {
+        let name = volume_part(&v.name);
+        let (tx, stream) = byte_stream();
+        let origin = format!(
+            "docker:volume {} ({}:{})",
+            v.mount.source, v.owner.name, v.mount.target
+        );
+        let producer = {
+            let (engine, v) = (engine.clone(), v.clone());
+            rt.spawn(async move {
+                engine
+                    .run_on_volume(&v.owner, &v.mount, true, VOLUME_TAR, Some(tx), None)
+                    .await
+            })
+        };
+        let stored = store_reader(writer, &name, origin, stream, true);
+        let produced = rt
+            .block_on(producer)
+            .map_err(|e| anyhow!("the archiving task failed: {e}"))?;
+        let part = stored.with_context(|| format!("part {name}"))?;
+        produced.with_context(|| format!("part {name}"))?;
+        parts.push(part);
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_parts_are_file_names_that_name_their_volume() {
+        let name = volume_part("rushdb-uploads");
+        assert_eq!(name, "volume.rushdb-uploads.tar");
+        assert!(crate::parts::valid_part_name(&name));
+        assert_eq!(volume_of_part(&name), Some("rushdb-uploads"));
+        assert_eq!(volume_of_part("volume.a.b.tar"), Some("a.b"));
+        for other in [
+            PART_GRAPH,
+            PART_POSTGRES,
+            PART_SQLITE,
+            "volume..tar",
+            "volume.x",
+        ] {
+            assert_eq!(volume_of_part(other), None, "{other}");
+        }
+    }
 }

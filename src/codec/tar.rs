@@ -7,7 +7,7 @@
 mod builder;
 mod walk;
 
-pub use builder::TarBuilder;
+pub use builder::{Owner, TarBuilder, parse_owner};
 pub use walk::{TarSummary, TarWalker, summarize, walk};
 
 use std::io;

@@ -7,15 +7,18 @@ use serde::Serialize;
 
 use super::{DUMP_LEVEL, write_part};
 use crate::backup::stack::{
-    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label,
+    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label,
+    volume_of_part,
 };
 use crate::codec::neo4j_dump::DumpWriter;
+use crate::codec::tar::{Owner, TarBuilder};
 use crate::parts::{CODEC_NEO4J_DUMP, decode_envelope};
 use crate::pause::Pause;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Edition, compare_versions};
-use crate::source::sqlite::tar_of_file;
-use crate::source::stack::{GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, discover};
+use crate::source::stack::{
+    GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
+};
 use crate::source::stream::byte_sink;
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
@@ -48,6 +51,30 @@ fn part<'a>(s: &'a Snapshot, name: &str) -> Option<&'a Part> {
     s.parts.iter().find(|p| p.name == name)
 }
 
+/// The snapshot's volume parts, each with the stack volume it goes back into.
+fn volume_parts<'a>(s: &'a Snapshot, stack: &'a Stack) -> Result<Vec<(&'a Part, &'a StackVolume)>> {
+    let mut out = Vec::new();
+    for p in &s.parts {
+        let Some(name) = volume_of_part(&p.name) else {
+            continue;
+        };
+        let Some(v) = stack.volumes.iter().find(|v| v.name == name) else {
+            let have: Vec<&str> = stack.volumes.iter().map(|v| v.name.as_str()).collect();
+            bail!(
+                "the snapshot holds the volume {name}, but no such volume is mounted by {} or Neo4j in the stack (it has: {}); restore it with --to DIR",
+                stack.rushdb.name,
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            );
+        };
+        out.push((p, v));
+    }
+    Ok(out)
+}
+
 /// Everything that must hold before the stack is touched. Returns warnings.
 fn preflight(
     repo: &Repository,
@@ -67,6 +94,7 @@ fn preflight(
             id.short()
         );
     }
+    volume_parts(snap, stack)?;
     // The key: restored tokens and secrets are only usable with the key that encrypted them.
     let saved_key = label_of(snap, label::KEY_FINGERPRINT);
     match (saved_key, stack.rushdb.env_var(KEY_VAR)) {
@@ -146,37 +174,55 @@ pub fn restore_stack(
     let index = repo.load_index()?;
     let stack = rt.block_on(discover(&engine, &options.stack))?;
     let warnings = preflight(repo, &index, &id, &snap, &stack, options.force)?;
-    rt.block_on(engine.remove_leftovers())?;
+    rt.block_on(engine.remove_leftovers(&stack.project))?;
 
-    let mut pause = Pause::new(rt.handle().clone(), engine.clone());
+    let mut pause = Pause::new(rt.handle().clone(), engine.clone(), stack.project.clone());
     pause
         .stop(&stack.rushdb, options.stack.stop_timeout)
         .context("stopping RushDB")?;
     let mut restored = Vec::new();
-    if let (
-        Some(graph),
-        GraphStore::Bundled {
-            container, edition, ..
-        },
-    ) = (part(&snap, PART_GRAPH), &stack.graph)
+    let volumes = volume_parts(&snap, &stack)?;
+    let owned_by = |c: &ContainerInfo| -> Vec<(&Part, &StackVolume)> {
+        volumes
+            .iter()
+            .filter(|(_, v)| v.owner.id == c.id)
+            .copied()
+            .collect()
+    };
+    if let GraphStore::Bundled {
+        container, edition, ..
+    } = &stack.graph
     {
-        // `load` needs the database stopped whatever the edition.
-        pause
-            .stop(container, options.stack.stop_timeout)
-            .context("stopping Neo4j")?;
-        load_graph(
-            &rt,
-            &engine,
-            repo,
-            &index,
-            graph,
-            container,
-            *edition,
-            &options.stack.neo4j_database,
-        )
-        .with_context(|| format!("loading {PART_GRAPH}"))?;
-        pause.start(container).context("starting Neo4j")?;
-        restored.push(PART_GRAPH.to_string());
+        let graph = part(&snap, PART_GRAPH);
+        let graph_volumes = owned_by(container);
+        if graph.is_some() || !graph_volumes.is_empty() {
+            // `load` needs the database stopped whatever the edition, and so does a volume.
+            // Enterprise too stops the whole container here rather than `STOP DATABASE`: a
+            // restore is downtime anyway, it needs no Neo4j credentials, and the one path
+            // serves the volumes as well.
+            pause
+                .stop(container, options.stack.stop_timeout)
+                .context("stopping Neo4j")?;
+            if let Some(graph) = graph {
+                load_graph(
+                    &rt,
+                    &engine,
+                    repo,
+                    &index,
+                    graph,
+                    container,
+                    *edition,
+                    &options.stack.neo4j_database,
+                )
+                .with_context(|| format!("loading {PART_GRAPH}"))?;
+                restored.push(PART_GRAPH.to_string());
+            }
+            for (p, v) in graph_volumes {
+                restore_volume(&rt, &engine, repo, &index, p, v)?;
+                restored.push(p.name.clone());
+            }
+            pause.start(container).context("starting Neo4j")?;
+        }
     }
     match &stack.sql {
         SqlStore::Postgres { container, target } => {
@@ -216,12 +262,15 @@ pub fn restore_stack(
         }
         SqlStore::Sqlite { path, .. } => {
             if let Some(db) = part(&snap, PART_SQLITE) {
-                let mut bytes = Vec::with_capacity(db.stored.size as usize);
-                write_part(repo, &index, db, &mut bytes)?;
                 let (dir, name) = path
                     .rsplit_once('/')
                     .ok_or_else(|| anyhow!("SQL_DB_PATH {path} is not absolute"))?;
-                let tar = tar_of_file(name, &bytes)?;
+                let tar = sqlite_tar(repo, &index, &snap, db, name, {
+                    // The file keeps the owner and mode it has now: RushDB
+                    // may run as a user that must be able to write it.
+                    rt.block_on(engine.file_owner(&stack.rushdb, path))?
+                        .unwrap_or(Owner::ROOT_FILE)
+                })?;
                 rt.block_on(engine.upload_tar(
                     &stack.rushdb,
                     if dir.is_empty() { "/" } else { dir },
@@ -230,6 +279,10 @@ pub fn restore_stack(
                 restored.push(PART_SQLITE.to_string());
             }
         }
+    }
+    for (p, v) in owned_by(&stack.rushdb) {
+        restore_volume(&rt, &engine, repo, &index, p, v)?;
+        restored.push(p.name.clone());
     }
     pause.start(&stack.rushdb).context("starting RushDB")?;
     let downtime_ms = pause.elapsed_ms();
@@ -240,6 +293,45 @@ pub fn restore_stack(
         downtime_ms,
         warnings,
     })
+}
+
+/// Empties the volume, then unpacks the part's tar into it, in a one-off container that
+/// mounts only that volume (its owner is stopped). As root, GNU and BusyBox tar both restore
+/// the recorded owners and modes.
+const VOLUME_UNTAR: &str = "find \"$1\" -mindepth 1 -delete && exec tar -xf - -C \"$1\"";
+
+fn restore_volume(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    repo: &Repository,
+    index: &Index,
+    part: &Part,
+    v: &StackVolume,
+) -> Result<()> {
+    let (sink, rx) = byte_sink();
+    let task = {
+        let (engine, v) = (engine.clone(), v.clone());
+        rt.spawn(async move {
+            engine
+                .run_on_volume(&v.owner, &v.mount, false, VOLUME_UNTAR, None, Some(rx))
+                .await
+        })
+    };
+    let fed = feed_part(repo, index, part, sink);
+    let finished = rt
+        .block_on(task)
+        .map_err(|e| anyhow!("{e}"))?
+        .with_context(|| format!("restoring {} into volume {}", part.name, v.mount.source))?;
+    if finished.exit_code != 0 {
+        bail!(
+            "restoring {} into volume {}: the one-off container exited with status {}: {}",
+            part.name,
+            v.mount.source,
+            finished.exit_code,
+            finished.stderr
+        );
+    }
+    fed.with_context(|| format!("restoring {}", part.name))
 }
 
 /// Writes a part into a sink, then closes it so the consumer sees the end.
@@ -273,7 +365,7 @@ fn load_graph(
         let (engine, c, cmd) = (engine.clone(), container.clone(), cmd.clone());
         rt.spawn(async move {
             match edition {
-                // Both load from a one-off container: the server is stopped.
+                // Both load from a one-off container: the server is stopped (see above).
                 Edition::Community | Edition::Enterprise => {
                     engine.run_oneoff(&c, cmd, vec![], None, Some(rx)).await
                 }
@@ -296,4 +388,31 @@ fn load_graph(
         );
     }
     fed
+}
+
+/// The SQLite file, its WAL when the snapshot has one, and an empty `-shm`,
+/// in one tar: a stale WAL or shared-memory file left beside the old file
+/// would otherwise be replayed into the restored one. An empty WAL is a
+/// valid "no WAL" to SQLite.
+fn sqlite_tar(
+    repo: &Repository,
+    index: &Index,
+    snap: &Snapshot,
+    db: &Part,
+    name: &str,
+    owner: Owner,
+) -> Result<bytes::Bytes> {
+    let mut builder = TarBuilder::new(Vec::new());
+    let mut add = |file: &str, part: Option<&Part>| -> Result<()> {
+        let mut bytes = Vec::new();
+        if let Some(p) = part {
+            write_part(repo, index, p, &mut bytes)?;
+        }
+        builder.append_owned(file, bytes.len() as u64, &bytes[..], owner)?;
+        Ok(())
+    };
+    add(name, Some(db))?;
+    add(&format!("{name}-wal"), part(snap, PART_SQLITE_WAL))?;
+    add(&format!("{name}-shm"), None)?;
+    Ok(bytes::Bytes::from(builder.finish()?))
 }

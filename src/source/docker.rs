@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, DownloadFromContainerOptions,
     InspectContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
@@ -22,8 +22,14 @@ use super::stream::{ByteSender, StderrTail};
 
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
-/// Every container rbk creates carries this label, so leftovers can be found.
+/// On volumes: the name the Compose file gives the volume (`uploads`, not `myproject_uploads`).
+pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
+/// Every container rbk creates carries this label, so leftovers can be found; its value is
+/// the name of the container the one-off copies.
 pub const LABEL_RBK: &str = "io.rbk.oneoff";
+/// The Compose project a one-off container belongs to: leftovers are removed per project, so
+/// two rbk runs against two stacks on one engine never remove each other's dumps.
+pub const LABEL_RBK_PROJECT: &str = "io.rbk.project";
 
 type OutputStream = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
@@ -102,26 +108,36 @@ impl Engine {
     /// Containers carrying every given label (`key=value`), running or not.
     pub async fn containers_with_labels(&self, labels: &[String]) -> Result<Vec<ContainerInfo>> {
         let mut out = Vec::new();
-        for id in self.ids_with_labels(labels).await? {
-            out.push(self.inspect(&id).await?);
+        for c in self.list_with_labels(labels).await? {
+            if let Some(id) = c.id {
+                out.push(self.inspect(&id).await?);
+            }
         }
         Ok(out)
     }
 
-    /// Ids of the containers carrying every given label, running or not.
-    async fn ids_with_labels(&self, labels: &[String]) -> Result<Vec<String>> {
+    /// The engine's summaries of the containers carrying every given label, running or not.
+    async fn list_with_labels(&self, labels: &[String]) -> Result<Vec<ContainerSummary>> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), labels.to_vec());
-        let list = self
-            .docker
+        self.docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
                 filters: Some(filters),
                 ..Default::default()
             }))
             .await
-            .context("listing containers")?;
-        Ok(list.into_iter().filter_map(|c| c.id).collect())
+            .context("listing containers")
+    }
+
+    /// The Compose name of a volume (`com.docker.compose.volume`), if it has one.
+    pub async fn compose_volume_name(&self, volume: &str) -> Result<Option<String>> {
+        let v = self
+            .docker
+            .inspect_volume(volume)
+            .await
+            .with_context(|| format!("inspecting volume {volume}"))?;
+        Ok(v.labels.get(LABEL_VOLUME).cloned())
     }
 
     pub async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
@@ -268,11 +284,23 @@ impl Engine {
             None => Ok(()),
         };
         // The engine does not always end an exec's attached stream when the
-        // process exits with stdin attached, so watch the process instead.
+        // process exits with stdin attached, so watch the process instead. Right after the
+        // start the engine may still report it not running and with no exit code (it has not
+        // begun yet): only an exit code means it ended; a bounded wait covers an engine that
+        // never reports one.
+        let mut no_code_since = None;
         let code = loop {
             let state = self.docker.inspect_exec(&exec_id).await?;
-            if state.running != Some(true) {
-                break state.exit_code.unwrap_or(-1);
+            if state.running == Some(true) {
+                no_code_since = None;
+            } else if let Some(code) = state.exit_code {
+                break code;
+            } else if no_code_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                > std::time::Duration::from_secs(30)
+            {
+                break -1;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         };
@@ -307,10 +335,59 @@ impl Engine {
         out: Option<ByteSender>,
         input: Option<mpsc::Receiver<Bytes>>,
     ) -> Result<Finished> {
-        let mounts = like
+        let mut full_env = like.env.clone();
+        full_env.extend(env);
+        let spec = OneOff {
+            mounts: like.mounts.iter().map(|m| (m.clone(), false)).collect(),
+            entrypoint: None,
+            cmd,
+            env: full_env,
+            user: None,
+        };
+        self.run_spec(like, spec, out, input).await
+    }
+
+    /// Runs `script` (`sh -c`, with the mount point as `$1`) as root in a one-off container
+    /// from `owner`'s image with only `volume` mounted, at the place `owner` mounts it (read
+    /// only when asked). The image's entrypoint and user are bypassed: an application image
+    /// may start its program from the entrypoint, or run as a user that cannot read every
+    /// file of the volume.
+    pub async fn run_on_volume(
+        &self,
+        owner: &ContainerInfo,
+        volume: &VolumeMount,
+        read_only: bool,
+        script: &str,
+        out: Option<ByteSender>,
+        input: Option<mpsc::Receiver<Bytes>>,
+    ) -> Result<Finished> {
+        let spec = OneOff {
+            mounts: vec![(volume.clone(), read_only)],
+            entrypoint: Some(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                script.into(),
+                "rbk".into(),
+                volume.target.clone(),
+            ]),
+            cmd: Vec::new(),
+            env: Vec::new(),
+            user: Some("0:0".into()),
+        };
+        self.run_spec(owner, spec, out, input).await
+    }
+
+    async fn run_spec(
+        &self,
+        like: &ContainerInfo,
+        spec: OneOff,
+        out: Option<ByteSender>,
+        input: Option<mpsc::Receiver<Bytes>>,
+    ) -> Result<Finished> {
+        let mounts = spec
             .mounts
             .iter()
-            .map(|m| Mount {
+            .map(|(m, read_only)| Mount {
                 target: Some(m.target.clone()),
                 source: Some(m.source.clone()),
                 typ: Some(if m.kind == "bind" {
@@ -318,21 +395,31 @@ impl Engine {
                 } else {
                     MountType::VOLUME
                 }),
+                read_only: Some(*read_only),
                 ..Default::default()
             })
             .collect();
         let mut labels = HashMap::new();
         labels.insert(LABEL_RBK.to_string(), like.name.clone());
-        let mut full_env = like.env.clone();
-        full_env.extend(env);
+        labels.insert(
+            LABEL_RBK_PROJECT.to_string(),
+            like.project.clone().unwrap_or_default(),
+        );
+        // What the error messages show: the command as the one-off runs it.
+        let shown: Vec<String> = match &spec.entrypoint {
+            Some(e) => e.iter().chain(&spec.cmd).cloned().collect(),
+            None => spec.cmd.clone(),
+        };
         let created = self
             .docker
             .create_container(
                 None::<CreateContainerOptions>,
                 ContainerCreateBody {
                     image: Some(like.image_id.clone()),
-                    cmd: Some(cmd.clone()),
-                    env: Some(full_env),
+                    entrypoint: spec.entrypoint,
+                    cmd: (!spec.cmd.is_empty()).then_some(spec.cmd),
+                    env: Some(spec.env),
+                    user: spec.user,
                     labels: Some(labels),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
@@ -349,7 +436,7 @@ impl Engine {
             .await
             .with_context(|| format!("creating a one-off container from {}", like.image))?;
         let id = created.id;
-        let result = self.drive_oneoff(&id, &cmd, out, input).await;
+        let result = self.drive_oneoff(&id, &shown, out, input).await;
         self.force_remove(&id).await;
         result
     }
@@ -420,6 +507,56 @@ impl Engine {
         }
     }
 
+    /// The size of a file in a container (running or stopped), or `None` if
+    /// there is no such file.
+    pub async fn file_size(&self, c: &ContainerInfo, path: &str) -> Result<Option<u64>> {
+        let options = bollard::query_parameters::ContainerArchiveInfoOptions {
+            path: path.to_string(),
+        };
+        match self
+            .docker
+            .get_container_archive_info(&c.id, Some(options))
+            .await
+        {
+            Ok(stat) => Ok(Some(stat.size.max(0) as u64)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("looking for {path} in {}: {e}", c.name)),
+        }
+    }
+
+    /// The mode and numeric owner of a file in a container, from the first
+    /// header block of the engine's archive of it (the rest is not read).
+    /// `None` if there is no such file.
+    pub async fn file_owner(
+        &self,
+        c: &ContainerInfo,
+        path: &str,
+    ) -> Result<Option<crate::codec::tar::Owner>> {
+        if self.file_size(c, path).await?.is_none() {
+            return Ok(None);
+        }
+        let mut stream = self.docker.download_from_container(
+            &c.id,
+            Some(DownloadFromContainerOptions {
+                path: path.to_string(),
+            }),
+        );
+        let mut head: Vec<u8> = Vec::with_capacity(crate::codec::tar::BLOCK_SIZE);
+        while head.len() < crate::codec::tar::BLOCK_SIZE {
+            match stream.next().await {
+                Some(Ok(b)) => head.extend_from_slice(&b),
+                Some(Err(e)) => bail!("reading {path} in {}: {e}", c.name),
+                None => break,
+            }
+        }
+        let block: Option<&[u8; crate::codec::tar::BLOCK_SIZE]> = head
+            .get(..crate::codec::tar::BLOCK_SIZE)
+            .and_then(|b| b.try_into().ok());
+        Ok(block.and_then(crate::codec::tar::parse_owner))
+    }
+
     /// The bytes of one file from a container (running or stopped, volume
     /// or container layer), streamed to `out`.
     pub async fn download_file(
@@ -474,14 +611,56 @@ impl Engine {
             .with_context(|| format!("copying into {}:{dir}", c.name))
     }
 
-    /// One-off containers rbk left behind (a crash mid-dump): removed before new work.
-    pub async fn remove_leftovers(&self) -> Result<usize> {
-        let ids = self.ids_with_labels(&[LABEL_RBK.to_string()]).await?;
-        for id in &ids {
-            self.force_remove(id).await;
+    /// One-off containers rbk left behind for `project` (a crash mid-dump): removed before
+    /// new work. Only that project's: another stack on the same engine may have a dump of
+    /// its own in flight. One-offs made before rbk labelled the project are recognised by
+    /// the container they copy (the `io.rbk.oneoff` value) being one of the project's.
+    pub async fn remove_leftovers(&self, project: &str) -> Result<usize> {
+        let oneoffs = self.list_with_labels(&[LABEL_RBK.to_string()]).await?;
+        let mut names: Option<Vec<String>> = None;
+        let mut removed = 0;
+        for c in oneoffs {
+            let labels = c.labels.unwrap_or_default();
+            let mine = match labels.get(LABEL_RBK_PROJECT) {
+                Some(p) => p == project,
+                None => {
+                    if names.is_none() {
+                        let in_project = self
+                            .list_with_labels(&[format!("{LABEL_PROJECT}={project}")])
+                            .await?;
+                        names = Some(
+                            in_project
+                                .into_iter()
+                                .flat_map(|c| c.names.unwrap_or_default())
+                                .map(|n| n.trim_start_matches('/').to_string())
+                                .collect(),
+                        );
+                    }
+                    let copied = labels.get(LABEL_RBK).map(String::as_str).unwrap_or("");
+                    names
+                        .as_ref()
+                        .is_some_and(|n| n.iter().any(|n| n == copied))
+                }
+            };
+            if let (true, Some(id)) = (mine, c.id) {
+                self.force_remove(&id).await;
+                removed += 1;
+            }
         }
-        Ok(ids.len())
+        Ok(removed)
     }
+}
+
+/// How a one-off container differs from the container whose image it runs.
+struct OneOff {
+    /// Each mount, and whether it is read-only.
+    mounts: Vec<(VolumeMount, bool)>,
+    /// `None`: the image's entrypoint.
+    entrypoint: Option<Vec<String>>,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    /// `None`: the image's user.
+    user: Option<String>,
 }
 
 /// Copies a container's output: stdout to `out` (when given), stderr into

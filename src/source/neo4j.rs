@@ -1,14 +1,17 @@
-//! Neo4j: the `neo4j-admin` commands for dump and load, and version and edition from the container.
+//! Neo4j: the `neo4j-admin` commands for dump and load, `STOP`/`START DATABASE` through cypher-shell, and version and edition from the container.
 
 use std::cmp::Ordering;
 
-use super::docker::ContainerInfo;
+use anyhow::{Result, bail};
+
+use super::docker::{ContainerInfo, Engine};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Edition {
     /// Must be stopped for a dump: rbk dumps from a one-off container.
     Community,
-    /// Dumps online through `exec`.
+    /// The server keeps running; only the database is stopped (`STOP DATABASE`) for the dump,
+    /// which `neo4j-admin` refuses on a database in use, whatever the edition.
     Enterprise,
 }
 
@@ -55,6 +58,89 @@ pub fn load_command(database: &str) -> Vec<String> {
     .collect()
 }
 
+/// A database of a running Neo4j Enterprise server, stopped and started through cypher-shell
+/// in that server's container (against `system`, where administration commands run).
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub container: ContainerInfo,
+    pub name: String,
+}
+
+impl Database {
+    pub fn new(container: &ContainerInfo, name: &str) -> Database {
+        Database {
+            container: container.clone(),
+            name: name.to_string(),
+        }
+    }
+
+    /// `STOP DATABASE` (`online == false`) or `START DATABASE`, waiting until it is done.
+    /// The credentials go in the exec's environment, never on its command line (which the
+    /// engine shows to anyone who can inspect the container) nor in rbk's messages.
+    pub async fn set_online(&self, engine: &Engine, online: bool) -> Result<()> {
+        let verb = if online { "START" } else { "STOP" };
+        let cmd = cypher_shell_command(&format!("{verb} DATABASE {} WAIT", quote_name(&self.name)));
+        let env = cypher_shell_env(&self.container);
+        let f = engine
+            .exec_from_stream(&self.container, cmd, env, None)
+            .await?;
+        if f.exit_code != 0 {
+            let stderr = f.stderr.trim();
+            bail!(
+                "`cypher-shell -d system \"{verb} DATABASE {} WAIT\"` in {} exited with status {}{}",
+                self.name,
+                self.container.name,
+                f.exit_code,
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its stderr ended with:\n{stderr}")
+                }
+            );
+        }
+        Ok(())
+    }
+}
+
+fn cypher_shell_command(statement: &str) -> Vec<String> {
+    [
+        "cypher-shell",
+        "-d",
+        "system",
+        "--format",
+        "plain",
+        statement,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A database name as a Cypher identifier: backquoted (names may hold `-` and `.`), with any
+/// backquote doubled.
+fn quote_name(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `NEO4J_USERNAME`/`NEO4J_PASSWORD` for cypher-shell, from the container's `NEO4J_AUTH`
+/// (`user/password`, as the official image takes it). `none` (authentication off) or no
+/// `NEO4J_AUTH` at all: nothing, so cypher-shell connects without credentials or with what the
+/// container's own environment gives it. `NEO4J_AUTH` only sets the initial password; a
+/// password changed since then makes `STOP DATABASE` fail, and with it the snapshot, before
+/// anything was dumped.
+fn cypher_shell_env(c: &ContainerInfo) -> Vec<String> {
+    let Some(auth) = c.env_var("NEO4J_AUTH") else {
+        return Vec::new();
+    };
+    match auth.split_once('/') {
+        Some((user, password)) if !auth.eq_ignore_ascii_case("none") => vec![
+            format!("NEO4J_USERNAME={user}"),
+            format!("NEO4J_PASSWORD={password}"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// The Neo4j version a container runs: `NEO4J_VERSION` from its environment,
 /// else the image tag (`neo4j:2026.01.4-community` -> `2026.01.4`).
 pub fn version_of(c: &ContainerInfo) -> Option<String> {
@@ -78,6 +164,35 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn container(env: &[&str]) -> ContainerInfo {
+        ContainerInfo {
+            id: "id".into(),
+            name: "p_neo4j_1".into(),
+            project: None,
+            service: None,
+            image: "neo4j:2026.01.4-enterprise".into(),
+            image_id: "sha256:x".into(),
+            env: env.iter().map(|s| s.to_string()).collect(),
+            mounts: Vec::new(),
+            running: true,
+        }
+    }
+
+    #[test]
+    fn credentials_come_from_neo4j_auth_and_never_reach_the_command_line() {
+        let c = container(&["NEO4J_AUTH=neo4j/pa/ss word"]);
+        assert_eq!(
+            cypher_shell_env(&c),
+            ["NEO4J_USERNAME=neo4j", "NEO4J_PASSWORD=pa/ss word"]
+        );
+        assert!(cypher_shell_env(&container(&["NEO4J_AUTH=none"])).is_empty());
+        assert!(cypher_shell_env(&container(&[])).is_empty());
+        let cmd = cypher_shell_command("STOP DATABASE `neo4j` WAIT");
+        assert!(!cmd.iter().any(|a| a.contains("pa/ss")), "{cmd:?}");
+        assert_eq!(quote_name("my-db"), "`my-db`");
+        assert_eq!(quote_name("a`b"), "`a``b`");
+    }
 
     #[test]
     fn versions_compare_numerically() {

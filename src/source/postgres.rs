@@ -39,43 +39,110 @@ impl PgTarget {
             self.user.clone(),
             "-d".into(),
             self.database.clone(),
-            "--format=plain".into(),
+            DUMP_FORMAT.into(),
         ]
     }
 
     /// Drops and recreates the database, so the dump is restored into an empty one.
     pub fn recreate_command(&self) -> Vec<String> {
-        let db = quote_ident(&self.database);
-        let user = quote_ident(&self.user);
-        vec![
-            "psql".into(),
-            "-U".into(),
-            self.user.clone(),
-            "-d".into(),
-            "postgres".into(),
-            "-v".into(),
-            "ON_ERROR_STOP=1".into(),
-            "-c".into(),
-            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-            "-c".into(),
-            format!("CREATE DATABASE {db} OWNER {user}"),
-        ]
+        let mut c = self.psql(MAINTENANCE_DATABASE);
+        c.extend(recreate_args(&self.database, Some(&self.user)));
+        c
     }
 
     pub fn restore_command(&self) -> Vec<String> {
-        vec![
-            "psql".into(),
-            "-U".into(),
-            self.user.clone(),
-            "-d".into(),
-            self.database.clone(),
-            "-v".into(),
-            "ON_ERROR_STOP=1".into(),
-            "-q".into(),
-        ]
+        let mut c = self.psql(&self.database);
+        c.extend(restore_args());
+        c
     }
+
+    fn psql(&self, database: &str) -> Vec<String> {
+        ["psql", "-U", &self.user, "-d", database]
+            .map(str::to_string)
+            .to_vec()
+    }
+}
+
+/// Plain format: uncompressed, so it deduplicates; rbk compresses chunks itself.
+pub const DUMP_FORMAT: &str = "--format=plain";
+
+/// Where psql connects to drop and recreate a database: a database cannot drop itself.
+pub const MAINTENANCE_DATABASE: &str = "postgres";
+
+/// psql arguments, after the connection options (to the maintenance database), that drop and
+/// recreate `database`, so a dump is restored into an empty one. Without an `owner` the role
+/// that connects owns it.
+pub fn recreate_args(database: &str, owner: Option<&str>) -> Vec<String> {
+    let db = quote_ident(database);
+    let create = match owner {
+        Some(o) => format!("CREATE DATABASE {db} OWNER {}", quote_ident(o)),
+        None => format!("CREATE DATABASE {db}"),
+    };
+    vec![
+        "-v".into(),
+        "ON_ERROR_STOP=1".into(),
+        "-c".into(),
+        format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        "-c".into(),
+        create,
+    ]
+}
+
+/// psql arguments, after the connection options, that restore a plain dump from stdin and stop
+/// at the first error, so a failed restore is reported, never half-applied in silence.
+pub fn restore_args() -> Vec<String> {
+    ["-v", "ON_ERROR_STOP=1", "-q"].map(str::to_string).to_vec()
 }
 
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Docker restore's commands, pinned: host mode shares the SQL and flags.
+    #[test]
+    fn commands_keep_their_exact_form() {
+        let t = PgTarget {
+            user: "rushdb".into(),
+            database: "rush\"db".into(),
+            password: None,
+        };
+        assert_eq!(
+            t.recreate_command(),
+            [
+                "psql",
+                "-U",
+                "rushdb",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                "DROP DATABASE IF EXISTS \"rush\"\"db\" WITH (FORCE)",
+                "-c",
+                "CREATE DATABASE \"rush\"\"db\" OWNER \"rushdb\""
+            ]
+        );
+        assert_eq!(
+            t.restore_command(),
+            [
+                "psql",
+                "-U",
+                "rushdb",
+                "-d",
+                "rush\"db",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q"
+            ]
+        );
+        assert_eq!(
+            recreate_args("x", None)[5],
+            "CREATE DATABASE \"x\"",
+            "without an owner, the connecting role owns it"
+        );
+    }
 }

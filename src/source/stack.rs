@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 
-use super::docker::{ContainerInfo, Engine, LABEL_PROJECT, LABEL_SERVICE};
+use super::docker::{ContainerInfo, Engine, LABEL_PROJECT, LABEL_SERVICE, VolumeMount};
 use super::neo4j::{Edition, version_of};
 use super::postgres::PgTarget;
 use super::sqlite::resolve_path;
@@ -60,12 +60,29 @@ pub enum SqlStore {
     Sqlite { path: String, on_volume: bool },
 }
 
+/// A named volume `rbk snapshot --volumes` archives: one of `rushdb`'s or Neo4j's, other
+/// than those whose contents rbk dumps anyway (Neo4j's data volume, the volume holding the
+/// SQLite file). Postgres's volumes are left out: its data volume is dumped, and rbk never
+/// stops Postgres, so nothing else on it could be copied or restored consistently.
+#[derive(Debug, Clone)]
+pub struct StackVolume {
+    /// The volume's Compose name (`rushdb-uploads`), else its engine name: stable across
+    /// project names, so a snapshot restores into a stack brought up under another name.
+    pub name: String,
+    /// The container that mounts it (`rushdb` or `neo4j`). rbk stops it while restoring the
+    /// volume, and while copying it unless it is Neo4j Enterprise (whose server keeps running;
+    /// only its database is stopped for the dump).
+    pub owner: Box<ContainerInfo>,
+    pub mount: VolumeMount,
+}
+
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub project: String,
     pub rushdb: ContainerInfo,
     pub graph: GraphStore,
     pub sql: SqlStore,
+    pub volumes: Vec<StackVolume>,
 }
 
 impl Stack {
@@ -175,10 +192,68 @@ pub async fn discover(engine: &Engine, cfg: &StackConfig) -> Result<Stack> {
             container: Box::new(container),
         }
     };
+    let volumes = volumes_of(engine, &rushdb, &graph, &sql).await?;
     Ok(Stack {
         project,
         rushdb,
         graph,
         sql,
+        volumes,
     })
+}
+
+/// The named volumes of `rushdb` and Neo4j that are not dumped in another form.
+async fn volumes_of(
+    engine: &Engine,
+    rushdb: &ContainerInfo,
+    graph: &GraphStore,
+    sql: &SqlStore,
+) -> Result<Vec<StackVolume>> {
+    let mut skip: Vec<&str> = Vec::new();
+    if let SqlStore::Sqlite { path, .. } = sql
+        && let Some(m) = rushdb.mount_for(path)
+    {
+        skip.push(&m.source);
+    }
+    let mut owners = vec![rushdb];
+    if let GraphStore::Bundled { container, .. } = graph {
+        let data = container
+            .env_var("NEO4J_server_directories_data")
+            .unwrap_or_else(|| "/data".into());
+        if let Some(m) = container.mount_for(&data) {
+            skip.push(&m.source);
+        }
+        owners.push(container);
+    }
+    let mut out: Vec<StackVolume> = Vec::new();
+    for owner in owners {
+        for m in owner.mounts.iter().filter(|m| m.kind == "volume") {
+            if skip.contains(&m.source.as_str()) || out.iter().any(|v| v.mount.source == m.source) {
+                continue;
+            }
+            let mut name = engine
+                .compose_volume_name(&m.source)
+                .await?
+                .unwrap_or_else(|| m.source.clone());
+            // Compose names are unique within a project, but an external volume goes by its
+            // engine name, which may equal one of them: then the later one goes by its engine
+            // name, and if even that is taken it is left out rather than fail every command.
+            if out.iter().any(|v| v.name == name) {
+                name = m.source.clone();
+            }
+            if out.iter().any(|v| v.name == name) {
+                tracing::warn!(
+                    "volume {} would be archived under the name {name}, which another volume has; left out of --volumes",
+                    m.source
+                );
+                continue;
+            }
+            out.push(StackVolume {
+                name,
+                owner: Box::new(owner.clone()),
+                mount: m.clone(),
+            });
+        }
+    }
+    Ok(out)
 }

@@ -58,6 +58,55 @@ set -e
 [ "$rc" = 1 ] && [ ! -s "$work/no.dump" ] && grep -q "The database is in use" "$work/err" ||
   fail "dump while running must be refused (rc=$rc)"
 ok "dump refused while neo4j runs"
+set +e
+docker exec -e NEO4J_EDITION=enterprise "${P}_neo4j_1" \
+  neo4j-admin database dump neo4j --to-stdout >"$work/no.dump" 2>"$work/err"
+rc=$?
+set -e
+[ "$rc" = 1 ] && [ ! -s "$work/no.dump" ] && grep -q "The database is in use" "$work/err" ||
+  fail "an Enterprise dump of an online database must be refused too (rc=$rc)"
+ok "Enterprise (NEO4J_EDITION=enterprise) refuses to dump an online database"
+
+# cypher-shell: STOP/START DATABASE on Enterprise only, with the credentials of NEO4J_AUTH.
+ee() { docker exec -e NEO4J_EDITION=enterprise "$@"; }
+cs() { ee -e NEO4J_USERNAME=neo4j -e NEO4J_PASSWORD=password "${P}_neo4j_1" cypher-shell -d system "$@"; }
+docker exec "${P}_neo4j_1" cypher-shell -u neo4j -p password -d system "STOP DATABASE neo4j WAIT" \
+  >/dev/null 2>"$work/err" && fail "Community accepted STOP DATABASE"
+grep -q "Unsupported administration command" "$work/err" || fail "Community STOP: $(cat "$work/err")"
+ee -e NEO4J_PASSWORD=wrong "${P}_neo4j_1" cypher-shell -u neo4j -d system "STOP DATABASE neo4j" \
+  >/dev/null 2>"$work/err" && fail "a wrong password was accepted"
+grep -q "unauthorized" "$work/err" || fail "wrong password: $(cat "$work/err")"
+ee -e CYPHER_SHELL_FAIL_STOP=1 -e NEO4J_USERNAME=neo4j -e NEO4J_PASSWORD=password "${P}_neo4j_1" \
+  cypher-shell -d system "STOP DATABASE neo4j WAIT" >/dev/null 2>"$work/err" &&
+  fail "CYPHER_SHELL_FAIL_STOP did not fail the stop"
+grep -q "CYPHER_SHELL_FAIL_STOP" "$work/err" || fail "fail knob: $(cat "$work/err")"
+docker exec "${P}_neo4j_1" graph-read movie:1 >/dev/null || fail "the failed STOP stopped the database"
+ok "cypher-shell: Community refuses STOP DATABASE; wrong password refused; CYPHER_SHELL_FAIL_STOP"
+
+cs "STOP DATABASE neo4j WAIT" >/dev/null 2>"$work/err" || fail "STOP DATABASE: $(cat "$work/err")"
+[ "$(docker inspect -f '{{.State.Running}}' "${P}_neo4j_1")" = true ] || fail "the server stopped"
+docker exec "${P}_neo4j_1" graph-read movie:1 >/dev/null 2>"$work/err" &&
+  fail "a stopped database still served"
+grep -q "unavailable" "$work/err" || fail "graph-read on a stopped database: $(cat "$work/err")"
+docker exec "${P}_neo4j_1" neo4j-admin database dump neo4j --to-stdout >"$work/stopped.dump" \
+  2>"$work/err" || fail "dump of a stopped database while the server runs: $(cat "$work/err")"
+[ "$(head -c 4 "$work/stopped.dump")" = DZV1 ] || fail "that dump is not DZV1"
+ok "STOP DATABASE: the server runs on, the database is unavailable, neo4j-admin dumps it"
+
+# A dump holding the stopped database keeps START DATABASE out until it ends.
+docker exec -d -e NEO4J_ADMIN_STALL_AFTER_BYTES=1000 "${P}_neo4j_1" sh -c \
+  'echo $$ >/tmp/stall.pid; exec neo4j-admin database dump neo4j --to-stdout >/dev/null 2>&1'
+wait_for 10 docker exec "${P}_neo4j_1" sh -c \
+  '! flock -n /data/dbms/database-locks/neo4j true' || fail "the stalled dump never took its lock"
+cs "START DATABASE neo4j WAIT" >/dev/null 2>"$work/err" && fail "START while a dump runs"
+grep -q "in use" "$work/err" || fail "START during a dump: $(cat "$work/err")"
+docker exec "${P}_neo4j_1" sh -c 'kill "$(cat /tmp/stall.pid)"'
+wait_for 10 cs "START DATABASE neo4j WAIT" || fail "START after the dump ended"
+docker exec "${P}_neo4j_1" graph-read movie:1 >/dev/null || fail "the started database serves"
+grep -q "STOP DATABASE neo4j by neo4j" <(docker exec "${P}_neo4j_1" cat /logs/neo4j.log) &&
+  grep -q "START DATABASE neo4j by neo4j" <(docker exec "${P}_neo4j_1" cat /logs/neo4j.log) ||
+  fail "STOP and START are not in /logs/neo4j.log"
+ok "START DATABASE waits for a dump to end, then the database serves again"
 
 docker stop "${P}_rushdb_1" "${P}_neo4j_1" >/dev/null
 [ "$(docker inspect -f '{{.State.ExitCode}}' "${P}_neo4j_1")" = 0 ] || fail "neo4j exit code"

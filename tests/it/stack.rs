@@ -3,14 +3,18 @@
 //! Each test brings up its own Compose project (`rbkit_<test>_<pid>`) and tears it down with
 //! `down -v` in a Drop guard, so a failing assertion never leaves a stack behind. The tests run
 //! one at a time (a process-wide lock): the machine has two cores, several of the checks are
-//! about timing (a pause window, a signal that lands mid-dump), and rbk removes one-off
-//! containers by label before it starts, which would also hit another stack's dump in flight.
+//! about timing (a pause window, a signal that lands mid-dump), and rbk finds the stack by the
+//! `rushdb` service label when no project is given, which a second stack would make ambiguous.
 //! The harness uses the docker and docker-compose CLIs to set up and to look; rbk itself talks
 //! to the engine API. `RBK_SKIP_DOCKER=1` skips them (for developers without Docker).
 
+mod enterprise;
 mod failures;
+mod isolation;
 mod preflight;
 mod roundtrip;
+mod sqlite;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -27,6 +31,8 @@ use crate::util::*;
 pub const IMAGE: &str = "rbk-test/debian:1";
 /// The label rbk puts on its one-off containers; its value is the container they copy.
 pub const ONEOFF_LABEL: &str = "io.rbk.oneoff";
+/// The label naming the Compose project a one-off container belongs to.
+pub const ONEOFF_PROJECT_LABEL: &str = "io.rbk.project";
 /// Upper bound for one rbk run against a small stack: a deadlock guard, not a timing claim.
 pub const RBK_GUARD: Duration = Duration::from_secs(60);
 /// How long a container may take to be running (and ready) again.
@@ -122,8 +128,9 @@ fn remove_stale_stacks() {
     for p in stale {
         eprintln!("removing the stale test stack {p}");
         let label = format!("label=com.docker.compose.project={p}");
-        let oneoff = format!("label={ONEOFF_LABEL}={p}_neo4j_1");
-        for filter in [&oneoff, &label] {
+        let oneoff = format!("label={ONEOFF_PROJECT_LABEL}={p}");
+        let legacy = format!("label={ONEOFF_LABEL}={p}_neo4j_1");
+        for filter in [&oneoff, &legacy, &label] {
             for id in lines(&docker(&["ps", "-a", "-q", "--filter", filter])) {
                 let _ = docker_out(&["rm", "-f", &id]);
             }
@@ -173,11 +180,23 @@ impl Stack {
     /// `up -d` waits until neo4j (and postgres) are healthy, as rushdb depends on them;
     /// this then waits until rushdb has written its first heartbeats.
     pub fn up_with(test: &str, variant: Variant, override_yaml: Option<&str>) -> Stack {
+        Stack::up_layered(test, variant, &[], override_yaml)
+    }
+
+    /// Brings the project up with `extra` compose files from `tests/images` (e.g.
+    /// `compose.enterprise.yaml`) and then `override_yaml`, merged over the variant's file.
+    pub fn up_layered(
+        test: &str,
+        variant: Variant,
+        extra: &[&str],
+        override_yaml: Option<&str>,
+    ) -> Stack {
         let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images");
         let mut files = vec![images.join(match variant {
             Variant::Postgres => "compose.yaml",
             Variant::Sqlite => "compose.sqlite.yaml",
         })];
+        files.extend(extra.iter().map(|f| images.join(f)));
         let dir = override_yaml.map(|yaml| {
             let dir = tempfile::Builder::new()
                 .prefix("rbkit-compose-")
@@ -237,13 +256,13 @@ impl Stack {
         self.container("postgres")
     }
 
-    /// The rbk one-off containers made from this stack's neo4j container, running or not.
+    /// The rbk one-off containers of this stack's project, running or not.
     pub fn oneoffs(&self) -> Vec<String> {
-        let filter = format!("label={ONEOFF_LABEL}={}", self.neo4j());
+        let filter = format!("label={ONEOFF_PROJECT_LABEL}={}", self.project);
         lines(&docker(&["ps", "-a", "-q", "--filter", &filter]))
     }
 
-    /// The same, running only.
+    /// The one-off containers made from this stack's neo4j container (the dumps), running.
     pub fn running_oneoffs(&self) -> Vec<String> {
         let filter = format!("label={ONEOFF_LABEL}={}", self.neo4j());
         lines(&docker(&[

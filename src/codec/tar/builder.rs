@@ -40,6 +40,31 @@ impl<W: Write> TarBuilder<W> {
         Ok(())
     }
 
+    /// Appends a regular file with the given mode and owner (a file put back
+    /// into a container must stay writable by the user the service runs as).
+    pub fn append_owned(
+        &mut self,
+        name: &str,
+        size: u64,
+        data: impl Read,
+        owner: Owner,
+    ) -> io::Result<()> {
+        let header = header_owned(name, b'0', size, owner)?;
+        self.w.write_all(&header)?;
+        let copied = io::copy(&mut data.take(size), &mut self.w)?;
+        if copied < size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("tar entry {name:?}: data ended after {copied} of {size} bytes"),
+            ));
+        }
+        let pad = (BLOCK_SIZE - (size % BLOCK_SIZE as u64) as usize) % BLOCK_SIZE;
+        self.w.write_all(&[0u8; BLOCK_SIZE][..pad])?;
+        self.regular_files += 1;
+        self.regular_bytes = self.regular_bytes.saturating_add(size);
+        Ok(())
+    }
+
     /// Appends a directory entry (Neo4j dumps start with `./`).
     pub fn append_dir(&mut self, name: &str) -> io::Result<()> {
         self.append_typed(name, b'5', 0, io::empty())
@@ -80,20 +105,59 @@ impl<W: Write> TarBuilder<W> {
     }
 }
 
+/// Permission bits and numeric owner of a tar entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// What rbk writes when it knows no better: root, 0644 (0755 for directories).
+    pub const ROOT_FILE: Owner = Owner {
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+}
+
+/// Reads the mode and numeric owner of a ustar header block (octal fields).
+pub fn parse_owner(block: &[u8; BLOCK_SIZE]) -> Option<Owner> {
+    let octal = |field: &[u8]| -> Option<u32> {
+        let text = std::str::from_utf8(field).ok()?;
+        let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
+        u32::from_str_radix(digits, 8).ok()
+    };
+    Some(Owner {
+        mode: octal(&block[100..108])? & 0o7777,
+        uid: octal(&block[108..116])?,
+        gid: octal(&block[116..124])?,
+    })
+}
+
 /// Builds one header block.
 fn header(name: &str, typeflag: u8, size: u64) -> io::Result<[u8; BLOCK_SIZE]> {
+    let owner = if typeflag == b'5' {
+        Owner {
+            mode: 0o755,
+            ..Owner::ROOT_FILE
+        }
+    } else {
+        Owner::ROOT_FILE
+    };
+    header_owned(name, typeflag, size, owner)
+}
+
+fn header_owned(name: &str, typeflag: u8, size: u64, owner: Owner) -> io::Result<[u8; BLOCK_SIZE]> {
     let mut h = [0u8; BLOCK_SIZE];
     let (prefix, base) = split_name(name)?;
     h[..base.len()].copy_from_slice(base.as_bytes());
     h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
-    let mode: &[u8; 8] = if typeflag == b'5' {
-        b"0000755\0"
-    } else {
-        b"0000644\0"
-    };
-    h[100..108].copy_from_slice(mode);
-    h[108..116].copy_from_slice(b"0000000\0"); // uid
-    h[116..124].copy_from_slice(b"0000000\0"); // gid
+    let octal7 = |v: u32| format!("{:07o}\0", v.min(0o7777777));
+    h[100..108].copy_from_slice(octal7(owner.mode & 0o7777).as_bytes());
+    h[108..116].copy_from_slice(octal7(owner.uid).as_bytes());
+    h[116..124].copy_from_slice(octal7(owner.gid).as_bytes());
     if size <= MAX_OCTAL_SIZE {
         h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
     } else {

@@ -167,6 +167,76 @@ fn stack_snapshot_interrupted_mid_dump_restarts_the_stack() {
     );
 }
 
+/// Ctrl-C (SIGINT), then SIGTERM, after rbk has started the stack again but before the commit:
+/// rbk exits 130 at once (tokio's signal handlers stay installed once the pause is over, so
+/// without a listener the signal would be swallowed and the commit would run on). The window
+/// is held open by the test knob `RBK_TEST_DELAY_COMMIT_MS` (30 s here): the exit must come
+/// long before it closes, and nothing is committed. An exit at any later point is safe as
+/// well (the store renames packs, index and snapshot into place in that order; killing rbk
+/// mid-commit is tested in tests/it/crash.rs).
+#[test]
+fn stack_snapshot_interrupted_after_the_restart_exits_at_once() {
+    let Some(_turn) = docker_test("stack_snapshot_interrupted_after_the_restart_exits_at_once")
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let stack = Stack::up("latesignal", Variant::Postgres);
+    let env = Env::new();
+    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        stack.settle();
+        let listed = list(&env);
+        let rushdb_started = stack.started_at(&["rushdb"]);
+        let child = rbk_cmd(&env, &["snapshot"])
+            .env("RBK_TEST_DELAY_COMMIT_MS", "30000")
+            .spawn()
+            .expect("spawn rbk");
+        // rbk stopped rushdb and started it again: the pause is over, the commit is waiting.
+        wait_until(RBK_GUARD, "rbk started rushdb again", || {
+            is_running(&stack.rushdb()) && stack.started_at(&["rushdb"]) != rushdb_started
+        });
+        wait_until(READY, "neo4j runs", || is_running(&stack.neo4j()));
+        // The pause guard is dropped right after the start returns; give it that moment.
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+        let sent = Instant::now();
+        let r = wait_with_guard(child, RBK_GUARD, &format!("rbk snapshot after {name}"));
+        let took = sent.elapsed();
+        println!(
+            "{name} after the restart: rbk exited {} after {} ms; it said:\n{}",
+            r.code,
+            took.as_millis(),
+            r.stderr.trim()
+        );
+        assert_eq!(r.code, 130, "{name}: {}", r.all());
+        assert!(
+            took < Duration::from_secs(5),
+            "{name}: rbk took {took:?} to exit (the commit delay is 30 s)"
+        );
+        assert_contains(
+            &r.stderr,
+            "interrupted after the stack was started again",
+            name,
+        );
+        assert_eq!(list(&env), listed, "{name}: nothing was committed");
+        assert_eq!(stack.oneoffs(), Vec::<String>::new(), "{name}: one-offs");
+        stack.wait_running(&["rushdb", "neo4j", "postgres"]);
+        let (r, v) = env.check(false);
+        assert_eq!(r.code, EXIT_OK, "{name}: rbk check:\n{}", r.all());
+        assert_eq!(v["errors"], serde_json::json!([]), "{name}: {v}");
+    }
+    // The knob unset: the same stack snapshots as usual.
+    stack.settle();
+    stack_snapshot(&env, &[]);
+    assert_eq!(list(&env).len(), 1);
+    println!(
+        "interrupted after the restart: whole test {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// A container that will not stop, as far as this engine allows one.
 ///
 /// What the engine does (Docker 20.10, kernel 6.x, cgroup v1) was tried first, by hand:
