@@ -12,6 +12,7 @@ use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository};
 
+pub mod host;
 pub mod stack;
 
 /// zstd level for re-encoded dumps. A restored dump is read once by

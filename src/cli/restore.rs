@@ -7,6 +7,8 @@ use clap::Args;
 
 use super::global::GlobalArgs;
 use super::output::{bytes, json};
+use crate::backup::host::HostConfig;
+use crate::restore::host::{HostRestoreOutcome, restore_host};
 use crate::restore::restore_to_dir;
 use crate::restore::stack::{StackRestoreOptions, restore_stack};
 
@@ -34,6 +36,9 @@ pub struct RestoreArgs {
     /// Stack mode: the Compose project (default: found by the `rushdb` service label).
     #[arg(long)]
     pub project: Option<String>,
+    /// Host mode: print the plan (what is verified, stopped, loaded, started) and touch nothing.
+    #[arg(long, conflicts_with = "to")]
+    pub dry_run: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
@@ -76,6 +81,12 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
         anyhow::bail!("--part selects files to write; use it with --to DIR");
     }
     let settings = global.settings()?;
+    if let Some(host) = &settings.host {
+        return run_host(global, args, host);
+    }
+    if args.dry_run {
+        anyhow::bail!("--dry-run plans a host-mode restore ([host] in rbk.toml)");
+    }
     let repo = global.open()?;
     let options = StackRestoreOptions {
         stack: settings.stack_config(args.project.as_deref()),
@@ -95,6 +106,47 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
             report.project,
             report.downtime_ms as f64 / 1000.0
         );
+    }
+    Ok(super::exit::OK)
+}
+
+fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Result<u8> {
+    if args.project.is_some() {
+        anyhow::bail!("--project names a Compose project; rbk.toml selects host mode");
+    }
+    let repo = global.open()?;
+    match restore_host(&repo, &args.snapshot, host, args.dry_run)? {
+        HostRestoreOutcome::Planned(plan) if global.json => json(&serde_json::to_value(&plan)?),
+        HostRestoreOutcome::Planned(plan) => {
+            println!(
+                "would restore snapshot {} ({}) in host mode:",
+                &plan.snapshot[..8],
+                plan.time
+            );
+            for (i, step) in plan.steps.iter().enumerate() {
+                println!("  {}. {step}", i + 1);
+            }
+            for w in &plan.warnings {
+                println!("warning: {w}");
+            }
+            println!("nothing was touched (--dry-run)");
+        }
+        HostRestoreOutcome::Restored(report) if global.json => {
+            json(&serde_json::to_value(&report)?)
+        }
+        HostRestoreOutcome::Restored(report) => {
+            if !global.quiet {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!(
+                    "restored {} of snapshot {}; the stack was paused for {:.1} s and is resumed",
+                    report.restored.join(" + "),
+                    &report.snapshot[..8],
+                    report.downtime_ms as f64 / 1000.0
+                );
+            }
+        }
     }
     Ok(super::exit::OK)
 }
