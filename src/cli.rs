@@ -1,10 +1,13 @@
 //! The command line: clap types, one file per command, and the only code that prints.
 
 mod check;
+mod forget;
 mod global;
 mod init;
+mod key;
 mod output;
 mod password;
+mod prune;
 mod restore;
 mod settings;
 mod snapshot;
@@ -45,10 +48,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Init(init::InitArgs),
+    Key(key::KeyArgs),
     Snapshot(snapshot::SnapshotArgs),
     Snapshots(snapshots::SnapshotsArgs),
     Restore(restore::RestoreArgs),
     Check(check::CheckArgs),
+    Prune(prune::PruneArgs),
+    Forget(forget::ForgetArgs),
     Unlock(unlock::UnlockArgs),
 }
 
@@ -58,19 +64,38 @@ pub fn run() -> ExitCode {
     init_tracing(&cli.global);
     let result = match &cli.command {
         Command::Init(a) => init::run(&cli.global, a),
+        Command::Key(a) => key::run(&cli.global, a),
         Command::Snapshot(a) => snapshot::run(&cli.global, a),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Check(a) => check::run(&cli.global, a),
+        Command::Prune(a) => prune::run(&cli.global, a),
+        Command::Forget(a) => forget::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("rbk: error: {e:#}");
+            if disk_full(&e) {
+                eprintln!(
+                    "rbk: the disk is full. Nothing half-written was kept: free space (e.g. `rbk prune`) and run the command again"
+                );
+            }
             ExitCode::from(exit_code_of(&e))
         }
     }
+}
+
+fn disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let io = match c.downcast_ref::<StoreError>() {
+            Some(StoreError::Io { error, .. }) => Some(error),
+            Some(StoreError::Input(error) | StoreError::Output(error)) => Some(error),
+            _ => c.downcast_ref::<std::io::Error>(),
+        };
+        io.and_then(std::io::Error::raw_os_error) == Some(libc::ENOSPC)
+    })
 }
 
 fn exit_code_of(e: &anyhow::Error) -> u8 {
@@ -94,12 +119,24 @@ fn init_tracing(global: &GlobalArgs) {
         (false, 1) => "info",
         _ => "debug",
     };
+    // `-v` and `-vv` raise rbk's own level only: the Docker client logs
+    // request bodies at debug, and those hold container environments
+    // (passwords, RushDB's encryption key).
+    let default = if global.quiet {
+        "error".to_string()
+    } else {
+        format!("warn,rbk={level}")
+    };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RBK_LOG").unwrap_or_else(|_| level.into()),
+            tracing_subscriber::EnvFilter::try_from_env("RBK_LOG")
+                .unwrap_or_else(|_| default.into()),
         )
         .without_time()
+        // When stderr is closed (a cron job's), a failed log write must not
+        // panic through `eprintln!`: that would kill the task restarting the stack.
+        .log_internal_errors(false)
         .try_init();
 }

@@ -11,5 +11,6 @@ pub mod codec;
 pub mod parts;
 pub mod pause;
 pub mod restore;
+pub mod retention;
 pub mod source;
 pub mod store;

@@ -189,30 +189,55 @@ impl PageGen {
             };
             let page2 = &mut day2[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
             page2.copy_from_slice(page);
-            let mut touched = false;
-            for (k, rec) in page2[HEADER_SIZE..]
-                .chunks_exact_mut(RECORD_SIZE)
-                .enumerate()
-            {
-                let id = first + k as u64;
-                while self.next_run < self.runs.len() && self.runs[self.next_run].end <= id {
-                    self.next_run += 1;
-                }
-                if self
-                    .runs
-                    .get(self.next_run)
-                    .is_some_and(|r| r.contains(&id))
-                {
-                    let (r, r2) = (self.alt.next_u64(), self.alt.next_u64());
-                    write_record(rec, id, r, r2, 1);
-                    touched = true;
-                    changed += 1;
-                }
-            }
-            if touched {
-                write_header(page2, page_no, 5_000_000 + page_no);
-            }
+            let alt = &mut self.alt;
+            changed += rewrite_runs(
+                page2,
+                page_no,
+                &self.runs,
+                &mut self.next_run,
+                5_000_000 + page_no,
+                |_| (alt.next_u64(), alt.next_u64()),
+            );
         }
         changed
     }
+}
+
+/// Rewrites the records of `page` (page number `page_no`) whose ids fall in `runs`, as a
+/// database does when it updates them, and gives a touched page the new `lsn` and checksum.
+/// Returns the number of records rewritten.
+///
+/// `next_run` is the index of the first run that may still matter; pages must come in
+/// ascending order for one `next_run`, so a whole pass over the runs stays linear. `random`
+/// gives the two random words of each new record: a sequential generator for the e2e day 2,
+/// a hash of (day, id) for the prune bench (so replaying a day over a half-written page
+/// yields the same bytes).
+pub fn rewrite_runs(
+    page: &mut [u8],
+    page_no: u64,
+    runs: &[Range<u64>],
+    next_run: &mut usize,
+    lsn: u64,
+    mut random: impl FnMut(u64) -> (u64, u64),
+) -> u64 {
+    let first = page_no * RECORDS_PER_PAGE as u64;
+    let mut changed = 0;
+    for (k, rec) in page[HEADER_SIZE..]
+        .chunks_exact_mut(RECORD_SIZE)
+        .enumerate()
+    {
+        let id = first + k as u64;
+        while *next_run < runs.len() && runs[*next_run].end <= id {
+            *next_run += 1;
+        }
+        if runs.get(*next_run).is_some_and(|r| r.contains(&id)) {
+            let (r, r2) = random(id);
+            write_record(rec, id, r, r2, 1);
+            changed += 1;
+        }
+    }
+    if changed > 0 {
+        write_header(page, page_no, lsn);
+    }
+    changed
 }

@@ -41,6 +41,12 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8> {
         for e in &report.errors {
             println!("error: {}: {}", e.file, e.detail);
         }
+        if report.pending_deletion > 0 && !global.quiet {
+            println!(
+                "{} pack(s) are out of the index, waiting for processes that were running during a prune; the next prune deletes them",
+                report.pending_deletion
+            );
+        }
         if !global.quiet || !report.errors.is_empty() {
             println!(
                 "checked {} snapshot(s), {} pack(s), {} blob(s){}: {}",

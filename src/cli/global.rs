@@ -63,7 +63,7 @@ impl GlobalArgs {
     }
 
     pub fn open(&self) -> Result<Repository> {
-        let backend = self.backend()?;
+        let backend = crate::store::fault::from_env(self.backend()?)?;
         let password = read_password(&self.password_source()?, false)?;
         Ok(Repository::open(backend, password.as_bytes())?)
     }

@@ -22,7 +22,8 @@ pub struct InitArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
-    let backend = global.backend()?;
+    let local = global.backend()?;
+    let backend = crate::store::fault::from_env(local.clone())?;
     let password = read_password(&global.password_source()?, true)?;
     let options = InitOptions {
         kdf: KdfParams {
@@ -31,10 +32,10 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
         },
         compression_level: args.compression,
     };
-    let repo = Repository::init(backend.clone(), password.as_bytes(), &options)?;
+    let repo = Repository::init(backend, password.as_bytes(), &options)?;
     if global.json {
         super::output::json(&serde_json::json!({
-            "repository": backend.root().display().to_string(),
+            "repository": local.root().display().to_string(),
             "repo_id": repo.config().repo_id.to_hex(),
             "key": repo.key_name(),
         }));
@@ -42,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
         println!(
             "created repository {} at {}",
             repo.config().repo_id.short(),
-            backend.root().display()
+            local.root().display()
         );
         println!("keep the password safe: without it the backups cannot be read");
     }

@@ -20,6 +20,7 @@ use crate::parts::PartInput;
 /// Examples:
 ///   rbk snapshot                       # the stack: pause writes, dump Neo4j + SQL, resume
 ///   rbk snapshot --dry-run             # what would stop, and for how long last time
+///   rbk snapshot --volumes             # the stack, plus its other volumes as tar parts
 ///   rbk snapshot --path ./neo4j.dump --path ./metadata.sql
 ///   pg_dump rushdb | rbk snapshot --stdin metadata.sql
 ///   rbk snapshot --command metadata.sql -- pg_dump rushdb
@@ -46,12 +47,20 @@ pub struct SnapshotArgs {
     /// Store every part byte for byte: no Neo4j dump detection.
     #[arg(long)]
     pub raw: bool,
+    /// Record this time (RFC 3339, e.g. 2026-03-01T02:00:00+01:00) instead of now:
+    /// for importing older dumps with --path. Retention uses it and its offset.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub time: Option<String>,
     /// Stack mode: print the plan (containers found, what stops) and do nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Stack mode: the Compose project (default: found by the `rushdb` service label).
     #[arg(long)]
     pub project: Option<String>,
+    /// Stack mode: also store the other named volumes of `rushdb` and `neo4j` (not the
+    /// dumped data volumes), each as a tar part `volume.NAME.tar`.
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
@@ -86,9 +95,9 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     if parts.is_empty() {
         return run_stack(global, args);
     }
-    if args.dry_run {
+    if args.dry_run || args.volumes {
         bail!(
-            "--dry-run plans a stack snapshot; it cannot be combined with --path, --stdin or --command"
+            "--dry-run and --volumes are for a stack snapshot; they cannot be combined with --path, --stdin or --command"
         );
     }
     let repo = global.open()?;
@@ -97,6 +106,7 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         tags: args.tags.clone(),
         host: args.host.clone(),
         raw: args.raw,
+        time: args.time.clone(),
         ..SnapshotOptions::default()
     };
     let (id, snap) = snapshot(&repo, &options)?;
@@ -104,12 +114,25 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     Ok(super::exit::OK)
 }
 
+/// Accepts RFC 3339 only, and keeps the text as given (its offset is the
+/// time zone retention buckets the snapshot in).
+fn parse_time(s: &str) -> std::result::Result<String, String> {
+    crate::store::time::parse_rfc3339(s)
+        .map(|_| s.to_string())
+        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time like 2026-03-01T02:00:00+01:00"))
+}
+
 fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
+    if args.time.is_some() {
+        bail!("--time records when imported dumps were taken; a stack snapshot is taken now");
+    }
     let settings = global.settings()?;
     let repo = global.open()?;
     if let Some(host) = &settings.host {
-        if args.dry_run {
-            bail!("--dry-run plans a Docker stack snapshot; rbk.toml selects host mode");
+        if args.dry_run || args.volumes {
+            bail!(
+                "--dry-run and --volumes are for a Docker stack snapshot; rbk.toml selects host mode"
+            );
         }
         let (id, snap) = snapshot_host(&repo, host, &args.tags, args.host.clone())?;
         report(global, &id, &snap, None);
@@ -120,6 +143,7 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         tags: args.tags.clone(),
         host: args.host.clone(),
         dry_run: args.dry_run,
+        volumes: args.volumes,
     };
     match snapshot_stack(&repo, &options)? {
         StackOutcome::Planned(plan) => {

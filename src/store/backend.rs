@@ -20,6 +20,14 @@ use super::format::FileKind;
 /// Prefix of in-progress files; ignored by `list`, removable by anyone once stale.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
+/// A temporary file: its path relative to the repository, size and age.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempFile {
+    pub path: String,
+    pub size: u64,
+    pub age_secs: u64,
+}
+
 pub trait Backend: Send + Sync {
     /// A human-readable location, for messages.
     fn location(&self) -> String;
@@ -31,8 +39,10 @@ pub trait Backend: Send + Sync {
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     fn list(&self, kind: FileKind) -> Result<Vec<String>>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
-    /// Temporary files (writes in progress, or left by a crash), with their sizes.
-    fn temp_files(&self) -> Result<Vec<(String, u64)>>;
+    /// Temporary files (writes in progress, or left by a crash).
+    fn temp_files(&self) -> Result<Vec<TempFile>>;
+    /// Removes a temporary file named by `temp_files`.
+    fn remove_temp(&self, path: &str) -> Result<()>;
     /// Creates the directory layout for a new repository.
     fn create_layout(&self) -> Result<()>;
 }
@@ -120,7 +130,8 @@ impl Backend for LocalBackend {
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(kind, name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        if kind == FileKind::Pack {
+        // `deletions/` came with prune: repositories made before it lack it.
+        if matches!(kind, FileKind::Pack | FileKind::Deletion) {
             fs::create_dir_all(&dir).map_err(|e| Self::io("create directory", &dir, e))?;
         }
         let tmp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(random_array::<8>())));
@@ -151,7 +162,12 @@ impl Backend for LocalBackend {
         while let Some(d) = dirs.pop() {
             let entries = match fs::read_dir(&d) {
                 Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && d != dir => continue,
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        && (d != dir || kind == FileKind::Deletion) =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(Self::io("list", &d, e)),
             };
             for entry in entries {
@@ -180,7 +196,7 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn temp_files(&self) -> Result<Vec<(String, u64)>> {
+    fn temp_files(&self) -> Result<Vec<TempFile>> {
         let mut out = Vec::new();
         let mut dirs = vec![self.root.clone()];
         while let Some(d) = dirs.pop() {
@@ -194,12 +210,43 @@ impl Backend for LocalBackend {
                     dirs.push(path);
                 } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                     let rel = path.strip_prefix(&self.root).unwrap_or(&path);
-                    out.push((rel.display().to_string(), meta.len()));
+                    let age_secs = meta
+                        .modified()
+                        .ok()
+                        .and_then(|m| m.elapsed().ok())
+                        .map_or(0, |d| d.as_secs());
+                    out.push(TempFile {
+                        path: rel.display().to_string(),
+                        size: meta.len(),
+                        age_secs,
+                    });
                 }
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    fn remove_temp(&self, path: &str) -> Result<()> {
+        let rel = Path::new(path);
+        // Only names `temp_files` could have returned: no way out of the root.
+        let inside = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        let is_temp = rel
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX));
+        if !inside || !is_temp {
+            return Err(StoreError::Invalid(format!(
+                "{path} is not a temporary file of this repository"
+            )));
+        }
+        let full = self.root.join(rel);
+        match fs::remove_file(&full) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Self::io("remove", &full, e)),
+        }
     }
 
     fn create_layout(&self) -> Result<()> {
@@ -210,6 +257,7 @@ impl Backend for LocalBackend {
             FileKind::Index,
             FileKind::Snapshot,
             FileKind::Lock,
+            FileKind::Deletion,
         ] {
             let d = self.root.join(kind.dir());
             fs::create_dir_all(&d).map_err(|e| Self::io("create directory", &d, e))?;

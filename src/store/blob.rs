@@ -79,6 +79,28 @@ impl BlobCodec {
         Ok(data)
     }
 
+    /// Checks a sealed blob's authentication and framing without
+    /// decompressing it: enough to copy it verbatim (prune's repack), since
+    /// the AEAD with the id as associated data proves these are the bytes a
+    /// key holder sealed for this id.
+    pub fn verify_sealed(&self, id: &Id, sealed: &[u8]) -> Result<(), String> {
+        let plain = self
+            .crypto
+            .open(&id.0, sealed)
+            .ok_or("authentication failed (modified, truncated or swapped)")?;
+        if plain.len() < 5 {
+            return Err("too short".into());
+        }
+        let len = u32::from_le_bytes([plain[1], plain[2], plain[3], plain[4]]) as usize;
+        if 5 + len > plain.len() {
+            return Err("payload length exceeds the blob".into());
+        }
+        match plain[0] {
+            CODEC_RAW | CODEC_ZSTD => Ok(()),
+            other => Err(format!("unknown codec {other}")),
+        }
+    }
+
     /// Opens a sealed blob without recomputing its id. The AEAD, with the id
     /// as associated data, already proves a key holder sealed these bytes
     /// for this id; restore uses this and verifies the whole stream's hash

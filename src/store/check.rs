@@ -13,6 +13,7 @@ use super::keys::KeyFile;
 use super::lock::list_locks;
 use super::manifest::decode_list;
 use super::pack::{PackedBlob, header_of_bytes};
+use super::prune::read_record;
 use super::repo::Repository;
 
 /// One finding, naming the file it is about.
@@ -30,6 +31,8 @@ pub struct CheckReport {
     pub warnings: Vec<Problem>,
     pub snapshots: usize,
     pub packs: usize,
+    /// Packs out of the index that prune deletes once no process needs them.
+    pub pending_deletion: usize,
     pub blobs: usize,
     pub bytes_read: u64,
 }
@@ -70,9 +73,14 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         }
     }
 
+    // Snapshots before the index: a snapshot's index file is durable before
+    // its manifest, so a snapshot committed while this check runs is either
+    // not seen at all or seen with its blobs indexed, never half.
+    let snapshots = repo.snapshots()?;
+
     let mut index_files: Vec<IndexFile> = Vec::new();
-    for name in backend.list(FileKind::Index)? {
-        match repo.read_index_file(&name) {
+    for (_, file) in repo.index_files()? {
+        match file {
             Ok(f) => index_files.push(f),
             Err(e) => report.record(e),
         }
@@ -114,8 +122,26 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
             Err(e) => report.record(e),
         }
     }
+    // Packs prune took out of the index and will delete once no process of
+    // its time can need them: expected, not a finding.
+    let mut pending: HashSet<Id> = HashSet::new();
+    for name in backend.list(FileKind::Deletion)? {
+        match read_record(repo, &name) {
+            Ok(r) => pending.extend(r.packs),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => report.warnings.push(Problem {
+                file: FileKind::Deletion.path_of(&name),
+                detail: format!("unreadable ({e}); the next prune deletes its packs again"),
+            }),
+        }
+    }
     for name in &on_disk {
-        let known = Id::from_hex(name).is_some_and(|id| indexed.contains_key(&id));
+        let id = Id::from_hex(name);
+        if id.is_some_and(|id| pending.contains(&id) && !indexed.contains_key(&id)) {
+            report.pending_deletion += 1;
+            continue;
+        }
+        let known = id.is_some_and(|id| indexed.contains_key(&id));
         if !known {
             report.warnings.push(Problem {
                 file: FileKind::Pack.path_of(name),
@@ -125,7 +151,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         }
     }
 
-    for (id, snapshot) in repo.snapshots()? {
+    for (id, snapshot) in snapshots {
         report.snapshots += 1;
         let snapshot = match snapshot {
             Ok(s) => s,
@@ -172,10 +198,10 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         }
     }
 
-    for (path, size) in backend.temp_files()? {
+    for t in backend.temp_files()? {
         report.warnings.push(Problem {
-            file: path,
-            detail: format!("{size}-byte temporary file: a write in progress, or left by an interrupted one (harmless; prune removes old ones)"),
+            file: t.path,
+            detail: format!("{}-byte temporary file: a write in progress, or left by an interrupted one (harmless; prune removes old ones)", t.size),
         });
     }
 

@@ -59,7 +59,7 @@ impl Drop for Crypto {
 impl Crypto {
     pub fn new(master: &MasterKey) -> Crypto {
         Crypto {
-            cipher: XChaCha20Poly1305::new(&Key::from(master.data)),
+            cipher: cipher_for(&master.data),
             id_key: master.id,
         }
     }
@@ -81,15 +81,25 @@ impl Crypto {
     }
 }
 
+/// The cipher copies the key in; the copy made on the way is wiped here.
+/// (The cipher's own copy is wiped on drop only with chacha20poly1305's
+/// `zeroize` feature.)
+fn cipher_for(key: &[u8; 32]) -> XChaCha20Poly1305 {
+    let mut key = Key::from(*key);
+    let cipher = XChaCha20Poly1305::new(&key);
+    key[..].zeroize();
+    cipher
+}
+
 /// Seals with a one-off key (the password-derived key that wraps the master key).
 pub fn seal_with_key(key: &[u8; 32], aad: &[u8], mut buf: Vec<u8>) -> Vec<u8> {
-    let cipher = XChaCha20Poly1305::new(&Key::from(*key));
+    let cipher = cipher_for(key);
     seal_with(&cipher, aad, &mut buf);
     buf
 }
 
 pub fn open_with_key(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-    let cipher = XChaCha20Poly1305::new(&Key::from(*key));
+    let cipher = cipher_for(key);
     open_with(&cipher, aad, sealed)
 }
 

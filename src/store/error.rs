@@ -39,11 +39,33 @@ pub enum StoreError {
     #[error("the repository is locked: {holder}. If that process is gone, run `rbk unlock`")]
     Locked { holder: String },
 
+    /// This process's lock stopped protecting it; nothing was committed.
+    #[error("the repository lock was lost ({0}); nothing was committed, run the command again")]
+    LockLost(String),
+
     #[error("no snapshot matches {0:?}")]
     NoSuchSnapshot(String),
 
     #[error("{prefix:?} matches {count} snapshots; give more characters of the id")]
     AmbiguousSnapshot { prefix: String, count: usize },
+
+    #[error("no key matches {0:?}; `rbk key list` shows the ids")]
+    NoSuchKey(String),
+
+    #[error("{prefix:?} matches {count} keys; give more characters of the id")]
+    AmbiguousKey { prefix: String, count: usize },
+
+    /// Removing this key would leave no key file that could open the repository.
+    #[error(
+        "key {0} is the last readable key: without it nobody could open the repository; add another with `rbk key add` first"
+    )]
+    LastKey(String),
+
+    /// The key the current password opened; removing it needs an explicit choice.
+    #[error(
+        "key {0} is the one the current password opened: pass --allow-current to remove it anyway (after checking another password works), or use `rbk key passwd` to replace it"
+    )]
+    KeyInUse(String),
 
     /// The stream being stored failed (a producer died, a file could not be read).
     #[error("reading the input failed: {0}")]
@@ -67,6 +89,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The file (or directory entry) did not exist: removed between a listing and a read.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound)
+    }
+
     pub fn damaged(file: impl Into<String>, detail: impl Into<String>) -> Self {
         StoreError::Damaged {
             file: file.into(),

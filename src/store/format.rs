@@ -19,6 +19,8 @@ pub enum FileKind {
     Index,
     Snapshot,
     Lock,
+    /// Packs prune has taken out of the index, waiting to be deleted.
+    Deletion,
 }
 
 impl FileKind {
@@ -31,6 +33,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
+            FileKind::Deletion => "deletions",
         }
     }
 
@@ -42,6 +45,7 @@ impl FileKind {
             FileKind::Index => b"rbk:index",
             FileKind::Snapshot => b"rbk:snapshot",
             FileKind::Lock => b"rbk:lock",
+            FileKind::Deletion => b"rbk:deletion",
         }
     }
 

@@ -46,6 +46,9 @@ struct Entry {
 pub struct Index {
     packs: Vec<Id>,
     entries: Vec<Entry>,
+    /// The index files this table was built from, sorted, so that a writer
+    /// can tell at commit whether a prune replaced any of them meanwhile.
+    sources: Vec<String>,
 }
 
 impl Index {
@@ -74,7 +77,21 @@ impl Index {
         entries.sort_by_key(|e| e.id);
         entries.dedup_by(|a, b| a.id == b.id);
         entries.shrink_to_fit();
-        Index { packs, entries }
+        Index {
+            packs,
+            entries,
+            sources: Vec::new(),
+        }
+    }
+
+    pub fn with_sources(mut self, mut names: Vec<String>) -> Index {
+        names.sort();
+        self.sources = names;
+        self
+    }
+
+    pub fn sources(&self) -> &[String] {
+        &self.sources
     }
 
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {

@@ -8,12 +8,15 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::crypto::{MasterKey, open_with_key, random_array, seal_with_key};
+use super::backend::Backend;
+use super::crypto::{MasterKey, SEAL_OVERHEAD, open_with_key, random_array, seal_with_key};
 use super::error::{Result, StoreError};
 use super::format::{FileKind, decode_plain, encode_plain};
 
 pub const KEY_FILE_VERSION: u16 = 1;
 const MASTER_AAD: &[u8] = b"rbk:master-key";
+/// Room for `postcard(MasterKey)` (96 bytes: three arrays, no length prefixes).
+const MASTER_PLAIN_MAX: usize = 128;
 
 /// Argon2id cost parameters, stored per key file so they can be raised later.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -80,8 +83,16 @@ impl KeyFile {
     ) -> Result<KeyFile> {
         let salt: [u8; 16] = random_array();
         let wrapping = kdf.derive(password, &salt)?;
-        let plain = Zeroizing::new(postcard::to_allocvec(master).expect("master key serialises"));
-        let sealed_master = seal_with_key(&wrapping, MASTER_AAD, plain.to_vec());
+        // Serialised into a fixed buffer, and sealed in a vector that already
+        // has room for the nonce and tag: a growing vector would leave copies
+        // of the plain master key in freed memory that nothing zeroizes.
+        let mut plain = Zeroizing::new([0u8; MASTER_PLAIN_MAX]);
+        let len = postcard::to_slice(master, plain.as_mut())
+            .map_err(|e| StoreError::Invalid(format!("serialising the master key: {e}")))?
+            .len();
+        let mut buf = Vec::with_capacity(len + SEAL_OVERHEAD);
+        buf.extend_from_slice(&plain[..len]);
+        let sealed_master = seal_with_key(&wrapping, MASTER_AAD, buf);
         Ok(KeyFile {
             created,
             host,
@@ -126,6 +137,43 @@ impl KeyFile {
     }
 }
 
+/// A fresh key id: random, so ids say nothing about the password or the order of creation.
+pub fn new_key_name() -> String {
+    hex::encode(random_array::<16>())
+}
+
+/// Every key file by name, sorted, each decoded or the reason it cannot be.
+pub fn list_keys(backend: &dyn Backend) -> Result<Vec<(String, Result<KeyFile>)>> {
+    let mut names = backend.list(FileKind::Key)?;
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let key = backend
+                .read(FileKind::Key, &name)
+                .and_then(|b| KeyFile::decode(&name, &b));
+            (name, key)
+        })
+        .collect())
+}
+
+/// The one name in `names` that starts with `prefix` (a whole id is a prefix of itself).
+pub fn resolve_key(names: &[String], prefix: &str) -> Result<String> {
+    let wanted = prefix.to_ascii_lowercase();
+    if wanted.is_empty() {
+        return Err(StoreError::NoSuchKey(prefix.into()));
+    }
+    let matches: Vec<&String> = names.iter().filter(|n| n.starts_with(&wanted)).collect();
+    match matches.as_slice() {
+        [] => Err(StoreError::NoSuchKey(prefix.into())),
+        [one] => Ok((*one).clone()),
+        many => Err(StoreError::AmbiguousKey {
+            prefix: prefix.into(),
+            count: many.len(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +195,25 @@ mod tests {
         let got = back.unlock(b"pw").unwrap().unwrap();
         assert_eq!(got.data, master.data);
         assert!(back.unlock(b"wrong").unwrap().is_none());
+    }
+
+    #[test]
+    fn key_ids_resolve_by_unique_prefix() {
+        let names = vec!["ab12".to_string(), "ab34".to_string(), "cd56".to_string()];
+        assert_eq!(resolve_key(&names, "c").unwrap(), "cd56");
+        assert_eq!(resolve_key(&names, "AB3").unwrap(), "ab34");
+        assert!(matches!(
+            resolve_key(&names, "ab"),
+            Err(StoreError::AmbiguousKey { count: 2, .. })
+        ));
+        assert!(matches!(
+            resolve_key(&names, "ef"),
+            Err(StoreError::NoSuchKey(_))
+        ));
+        assert!(matches!(
+            resolve_key(&names, ""),
+            Err(StoreError::NoSuchKey(_))
+        ));
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! Repository locks: shared for snapshot, restore and check; exclusive for maintenance.
+//! Repository locks: shared for snapshot, restore and check; prune beside them; exclusive for the rest.
 //!
 //! A lock is an encrypted file `locks/<random id>`. To take one, write it,
 //! then list the others: a conflict removes ours and fails. Locks are
 //! refreshed every few minutes by rewriting them under a new name, so a
 //! lock whose holder died is recognised as stale by host and pid, or by age.
+//!
+//! Prune does not exclude snapshots: it deletes nothing that a lock holder
+//! of its time might still use (see `prune` and docs/FORMAT.md). For that
+//! to hold, a holder must notice when its own lock was lost (removed as
+//! stale while it was suspended, say) before it commits: `LockGuard::verify`.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -17,30 +23,72 @@ use super::crypto::{Crypto, random_array};
 use super::error::{Result, StoreError};
 use super::format::{FileKind, open_file, seal_file};
 
-pub const LOCK_VERSION: u16 = 1;
+pub const LOCK_VERSION: u16 = 2;
 /// A lock not refreshed for this long is stale whatever host holds it.
 pub const STALE_AFTER_SECS: i64 = 30 * 60;
 const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 
+/// What a lock excludes (a postcard varint: 0 shared, 1 exclusive, 2 prune).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LockKind {
+    /// Snapshot, restore, check: any number at once, beside one prune.
+    Shared,
+    /// Excludes every other lock.
+    Exclusive,
+    /// Prune and forget: beside shared locks, never beside another prune.
+    Prune,
+}
+
+impl LockKind {
+    pub fn conflicts_with(self, other: LockKind) -> bool {
+        use LockKind::*;
+        matches!(
+            (self, other),
+            (Exclusive, _) | (_, Exclusive) | (Prune, Prune)
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LockInfo {
-    pub exclusive: bool,
+    pub kind: LockKind,
     pub host: String,
     pub pid: u32,
     pub command: String,
     /// Seconds since the Unix epoch.
     pub created: i64,
     pub refreshed: i64,
+    /// Random, fixed for the lock's life: two locks one process takes in
+    /// the same second are still different holders.
+    pub nonce: u64,
+}
+
+/// Who holds a lock, stable across refreshes (which rename the file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockHolder {
+    pub host: String,
+    pub pid: u32,
+    pub created: i64,
+    pub nonce: u64,
 }
 
 impl LockInfo {
+    pub fn holder(&self) -> LockHolder {
+        LockHolder {
+            host: self.host.clone(),
+            pid: self.pid,
+            created: self.created,
+            nonce: self.nonce,
+        }
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "{} lock held by pid {} on {} ({}), taken at {}",
-            if self.exclusive {
-                "an exclusive"
-            } else {
-                "a shared"
+            match self.kind {
+                LockKind::Exclusive => "an exclusive",
+                LockKind::Shared => "a shared",
+                LockKind::Prune => "a prune",
             },
             self.pid,
             self.host,
@@ -94,10 +142,52 @@ pub fn list_locks(
     Ok(out)
 }
 
+/// What the holder and its refresher share: the current file name and when
+/// it was last written.
+#[derive(Debug)]
+pub struct HeldLock {
+    name: Mutex<String>,
+    refreshed: AtomicI64,
+    holder: LockHolder,
+}
+
+impl HeldLock {
+    pub fn holder(&self) -> &LockHolder {
+        &self.holder
+    }
+
+    pub fn name(&self) -> String {
+        self.name.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// Fails if this lock may no longer protect its holder: its file is
+    /// gone (someone judged it stale and removed it), or it has not been
+    /// refreshed for so long that others may judge it stale now. A writer
+    /// calls this before it commits, so that a process that slept through
+    /// a prune cannot commit a snapshot referring to data prune deleted.
+    pub fn verify(&self, backend: &dyn Backend) -> Result<()> {
+        let age = super::time::now_unix() - self.refreshed.load(Ordering::SeqCst);
+        // A minute's margin for clocks that disagree between hosts.
+        if age > STALE_AFTER_SECS - 60 {
+            return Err(StoreError::LockLost(format!(
+                "it was last refreshed {age} s ago (the process was suspended, or the repository was unreachable)"
+            )));
+        }
+        let name = self.name();
+        if !backend.exists(FileKind::Lock, &name)? {
+            return Err(StoreError::LockLost(format!(
+                "{} was removed by another process",
+                FileKind::Lock.path_of(&name)
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A held lock; released (its file removed) on drop.
 pub struct LockGuard {
     backend: Arc<dyn Backend>,
-    name: Arc<Mutex<String>>,
+    held: Arc<HeldLock>,
     stop: Option<mpsc::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
 }
@@ -106,18 +196,19 @@ impl LockGuard {
     pub fn acquire(
         backend: Arc<dyn Backend>,
         crypto: &Crypto,
-        exclusive: bool,
+        kind: LockKind,
         command: &str,
     ) -> Result<LockGuard> {
         let now = super::time::now_unix();
         let host = hostname();
         let info = LockInfo {
-            exclusive,
+            kind,
             host: host.clone(),
             pid: std::process::id(),
             command: command.to_string(),
             created: now,
             refreshed: now,
+            nonce: u64::from_le_bytes(random_array::<8>()),
         };
         let name = write_lock(backend.as_ref(), crypto, &info)?;
         let conflict = (|| -> Result<Option<String>> {
@@ -128,7 +219,7 @@ impl LockGuard {
                 // An unreadable lock is not a reason to refuse work: `check`
                 // reports it, and `rbk unlock` removes it.
                 let Ok(found) = found else { continue };
-                if (exclusive || found.exclusive) && !found.is_stale(now, &host) {
+                if kind.conflicts_with(found.kind) && !found.is_stale(now, &host) {
                     return Ok(Some(found.describe()));
                 }
             }
@@ -145,12 +236,16 @@ impl LockGuard {
                 return Err(e);
             }
         }
-        let name = Arc::new(Mutex::new(name));
+        let held = Arc::new(HeldLock {
+            name: Mutex::new(name),
+            refreshed: AtomicI64::new(now),
+            holder: info.holder(),
+        });
         let (stop, stopped) = mpsc::channel::<()>();
         let refresher = {
             let backend = backend.clone();
             let crypto = crypto.clone();
-            let name = name.clone();
+            let held = held.clone();
             let mut info = info;
             std::thread::spawn(move || {
                 loop {
@@ -162,9 +257,10 @@ impl LockGuard {
                     // Write the new lock before removing the old, so there is
                     // never a moment without one.
                     if let Ok(new) = write_lock(backend.as_ref(), &crypto, &info)
-                        && let Ok(mut current) = name.lock()
+                        && let Ok(mut current) = held.name.lock()
                     {
                         let old = std::mem::replace(&mut *current, new);
+                        held.refreshed.store(info.refreshed, Ordering::SeqCst);
                         let _ = backend.remove(FileKind::Lock, &old);
                     }
                 }
@@ -172,10 +268,21 @@ impl LockGuard {
         };
         Ok(LockGuard {
             backend,
-            name,
+            held,
             stop: Some(stop),
             refresher: Some(refresher),
         })
+    }
+}
+
+impl LockGuard {
+    pub fn held(&self) -> &Arc<HeldLock> {
+        &self.held
+    }
+
+    /// The lock file's current name (it changes at every refresh).
+    pub fn name(&self) -> String {
+        self.held.name()
     }
 }
 
@@ -195,8 +302,6 @@ impl Drop for LockGuard {
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }
-        if let Ok(name) = self.name.lock() {
-            let _ = self.backend.remove(FileKind::Lock, &name);
-        }
+        let _ = self.backend.remove(FileKind::Lock, &self.held.name());
     }
 }

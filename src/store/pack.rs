@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::backend::Backend;
 use super::blob::BlobKind;
 use super::crypto::Crypto;
 use super::error::{Result, StoreError};
@@ -123,6 +124,23 @@ pub fn parse_header(
         ));
     }
     Ok(out)
+}
+
+/// Reads and decodes a pack's header from the backend, without reading its blobs.
+pub fn read_header(backend: &dyn Backend, crypto: &Crypto, name: &str) -> Result<Vec<PackedBlob>> {
+    let size = backend.size(FileKind::Pack, name)?;
+    if size < 4 {
+        return Err(StoreError::damaged(
+            FileKind::Pack.path_of(name),
+            "shorter than a pack trailer",
+        ));
+    }
+    let mut trailer = [0u8; 4];
+    backend.read_at(FileKind::Pack, name, size - 4, &mut trailer)?;
+    let (off, len) = header_span(name, size, trailer)?;
+    let mut sealed = vec![0u8; len as usize];
+    backend.read_at(FileKind::Pack, name, off, &mut sealed)?;
+    parse_header(crypto, name, off, &sealed)
 }
 
 /// Reads and decodes the whole header of a pack held in memory.

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::error::{Result, StoreError};
 use super::format::FileKind;
 use super::id::Id;
-use super::index::Index;
+use super::index::{BlobLocation, Index};
 use super::manifest::{StoredStream, decode_list};
 use super::repo::Repository;
 
@@ -19,6 +19,11 @@ impl Repository {
     /// Reads, opens and verifies one blob (its content must hash to its id).
     pub fn read_blob(&self, index: &Index, id: &Id, needed_by: &str) -> Result<Vec<u8>> {
         self.fetch_blob(index, id, needed_by, true)
+    }
+
+    /// Reads, opens and verifies one blob at a known place.
+    pub fn read_blob_at(&self, loc: BlobLocation, id: &Id, needed_by: &str) -> Result<Vec<u8>> {
+        self.fetch_at(loc, id, needed_by, true)
     }
 
     fn fetch_blob(
@@ -32,6 +37,16 @@ impl Repository {
             blob: id.to_hex(),
             needed_by: needed_by.to_string(),
         })?;
+        self.fetch_at(loc, id, needed_by, verify_id)
+    }
+
+    fn fetch_at(
+        &self,
+        loc: BlobLocation,
+        id: &Id,
+        needed_by: &str,
+        verify_id: bool,
+    ) -> Result<Vec<u8>> {
         let pack = loc.pack.to_hex();
         let mut buf = vec![0u8; loc.length as usize];
         match self

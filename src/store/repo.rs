@@ -1,6 +1,6 @@
 //! An open repository: the key, the config, and typed access to its files.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use super::backend::Backend;
 use super::blob::BlobCodec;
@@ -11,8 +11,8 @@ use super::error::{Result, StoreError};
 use super::format::{FileKind, open_file, seal_file};
 use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexFile};
-use super::keys::{KdfParams, KeyFile};
-use super::lock::{LockGuard, hostname};
+use super::keys::{KdfParams, KeyFile, list_keys, new_key_name, resolve_key};
+use super::lock::{HeldLock, LockGuard, LockKind, hostname};
 use super::manifest::{SNAPSHOT_VERSION, Snapshot};
 use super::time::now_unix;
 
@@ -22,7 +22,13 @@ pub struct Repository {
     crypto: Crypto,
     config: Config,
     key_name: String,
+    /// The locks this process took through this handle, so that a commit
+    /// can check they still protect it (`verify_locks`).
+    held: Mutex<Vec<Weak<HeldLock>>>,
 }
+
+/// Times a listing is retried when a listed file vanished before it was read.
+const RELIST_ATTEMPTS: usize = 10;
 
 /// Choices made once, at `init`.
 #[derive(Debug, Clone)]
@@ -56,21 +62,26 @@ impl Repository {
         let config = Config::new(Id(random_array()), options.compression_level);
         config.validate().map_err(StoreError::Invalid)?;
         let key = KeyFile::create(&master, password, options.kdf, hostname(), now_unix())?;
-        let key_name = hex::encode(random_array::<16>());
+        let key_name = new_key_name();
         // The key first: a config without a key would be a repository nobody
         // can open, while a key without a config is not yet a repository.
         backend.write_new(FileKind::Key, &key_name, &key.encode())?;
-        backend.write_new(
+        if let Err(e) = backend.write_new(
             FileKind::Config,
             "",
             &seal_file(&crypto, FileKind::Config, CONFIG_VERSION, &config),
-        )?;
+        ) {
+            // Not a repository yet: leave no key that a later `init` would trip on.
+            let _ = backend.remove(FileKind::Key, &key_name);
+            return Err(e);
+        }
         Ok(Repository {
             backend,
             master,
             crypto,
             config,
             key_name,
+            held: Mutex::new(Vec::new()),
         })
     }
 
@@ -84,33 +95,54 @@ impl Repository {
         }
         let names = backend.list(FileKind::Key)?;
         let mut damaged = None;
+        let mut config_error = None;
         for name in &names {
-            let key = match backend
+            // A damaged key file (or one with parameters out of bounds)
+            // must not stop another key from opening the repository.
+            let unlocked = backend
                 .read(FileKind::Key, name)
                 .and_then(|b| KeyFile::decode(name, &b))
-            {
-                Ok(k) => k,
+                .and_then(|key| key.unlock(password));
+            let master = match unlocked {
+                Ok(Some(master)) => Some(master),
+                Ok(None) => None,
                 Err(e) => {
                     damaged = Some(e);
-                    continue;
+                    None
                 }
             };
-            if let Some(master) = key.unlock(password)? {
+            if let Some(master) = master {
                 let crypto = Crypto::new(&master);
                 let sealed = backend.read(FileKind::Config, "")?;
-                let config: Config =
-                    open_file(&crypto, FileKind::Config, "", CONFIG_VERSION, &sealed)?;
-                config
-                    .validate()
-                    .map_err(|e| StoreError::damaged("config", e))?;
+                let config =
+                    open_file::<Config>(&crypto, FileKind::Config, "", CONFIG_VERSION, &sealed)
+                        .and_then(|c| {
+                            c.validate().map_err(|e| StoreError::damaged("config", e))?;
+                            Ok(c)
+                        });
+                let config = match config {
+                    Ok(c) => c,
+                    // This password also opens a key of another master key (left by an
+                    // `init` that failed before its config was written): try the others.
+                    Err(e) => {
+                        config_error = Some(e);
+                        continue;
+                    }
+                };
                 return Ok(Repository {
                     backend,
                     master,
                     crypto,
                     config,
                     key_name: name.clone(),
+                    held: Mutex::new(Vec::new()),
                 });
             }
+        }
+        // A key that opened but whose master does not open the config: the
+        // config is damaged (or replaced), which is what to report.
+        if let Some(e) = config_error {
+            return Err(e);
         }
         // With no key left that could be right, a damaged key file is the
         // more useful message than "wrong password".
@@ -136,6 +168,55 @@ impl Repository {
         &self.key_name
     }
 
+    /// Every key file by name, each decoded or the reason it cannot be.
+    pub fn list_keys(&self) -> Result<Vec<(String, Result<KeyFile>)>> {
+        list_keys(self.backend.as_ref())
+    }
+
+    /// Resolves a unique prefix of a key id.
+    pub fn find_key(&self, prefix: &str) -> Result<String> {
+        resolve_key(&self.backend.list(FileKind::Key)?, prefix)
+    }
+
+    /// Wraps this repository's master key with another password, in a new
+    /// key file written atomically; returns its id.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
+        let key = KeyFile::create(&self.master, password, kdf, hostname(), now_unix())?;
+        let name = new_key_name();
+        self.backend
+            .write_new(FileKind::Key, &name, &key.encode())?;
+        Ok(name)
+    }
+
+    /// Removes a key file. Refuses the last readable one (nobody could open
+    /// the repository again) and, unless `allow_current`, the one this
+    /// handle was opened with. Callers hold an exclusive lock, so two
+    /// removals cannot each count the other's key as the one that remains.
+    pub fn remove_key(&self, name: &str, allow_current: bool) -> Result<()> {
+        let keys = self.list_keys()?;
+        if !keys.iter().any(|(n, _)| n == name) {
+            return Err(StoreError::NoSuchKey(name.into()));
+        }
+        let others = keys.iter().filter(|(n, k)| n != name && k.is_ok()).count();
+        if others == 0 {
+            return Err(StoreError::LastKey(name.into()));
+        }
+        if name == self.key_name && !allow_current {
+            return Err(StoreError::KeyInUse(name.into()));
+        }
+        self.backend.remove(FileKind::Key, name)
+    }
+
+    /// Replaces the key in use by one for `password`: the new key is durable
+    /// before the old one is removed, so a crash in between leaves both.
+    /// Returns (new key, removed key); the handle stays usable.
+    pub fn change_password(&mut self, password: &[u8], kdf: KdfParams) -> Result<(String, String)> {
+        let added = self.add_key(password, kdf)?;
+        let old = std::mem::replace(&mut self.key_name, added.clone());
+        self.remove_key(&old, true)?;
+        Ok((added, old))
+    }
+
     pub fn chunker(&self) -> Chunker {
         Chunker::new(&self.master.chunker, self.config.chunker)
     }
@@ -158,7 +239,36 @@ impl Repository {
     }
 
     pub fn lock(&self, exclusive: bool, command: &str) -> Result<LockGuard> {
-        LockGuard::acquire(self.backend.clone(), &self.crypto, exclusive, command)
+        let kind = if exclusive {
+            LockKind::Exclusive
+        } else {
+            LockKind::Shared
+        };
+        self.lock_kind(kind, command)
+    }
+
+    pub fn lock_kind(&self, kind: LockKind, command: &str) -> Result<LockGuard> {
+        let guard = LockGuard::acquire(self.backend.clone(), &self.crypto, kind, command)?;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|w| w.strong_count() > 0);
+        held.push(Arc::downgrade(guard.held()));
+        Ok(guard)
+    }
+
+    /// Fails if a lock this process holds may have stopped protecting it
+    /// (see `HeldLock::verify`). Called before anything is committed.
+    pub fn verify_locks(&self) -> Result<()> {
+        let held: Vec<Arc<HeldLock>> = self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for lock in held {
+            lock.verify(self.backend.as_ref())?;
+        }
+        Ok(())
     }
 
     /// Reads a content-addressed file and checks its bytes against its name.
@@ -191,13 +301,34 @@ impl Repository {
         open_file(&self.crypto, FileKind::Index, name, INDEX_VERSION, &bytes)
     }
 
+    /// Every index file, by name, with damaged ones as errors. A prune
+    /// running at the same time replaces index files (the new ones are
+    /// durable before the old ones go), so a file that vanishes between
+    /// the listing and its read means: list again.
+    pub fn index_files(&self) -> Result<Vec<(String, Result<IndexFile>)>> {
+        let mut attempt = 0;
+        'relist: loop {
+            attempt += 1;
+            let mut out = Vec::new();
+            for name in self.backend.list(FileKind::Index)? {
+                match self.read_index_file(&name) {
+                    Err(e) if e.is_not_found() && attempt < RELIST_ATTEMPTS => continue 'relist,
+                    r => out.push((name, r)),
+                }
+            }
+            return Ok(out);
+        }
+    }
+
     /// Loads every index file into one table; a damaged index file is an error that names it.
     pub fn load_index(&self) -> Result<Index> {
+        let mut names = Vec::new();
         let mut files = Vec::new();
-        for name in self.backend.list(FileKind::Index)? {
-            files.push(self.read_index_file(&name)?);
+        for (name, file) in self.index_files()? {
+            files.push(file?);
+            names.push(name);
         }
-        Ok(Index::from_files(&files))
+        Ok(Index::from_files(&files).with_sources(names))
     }
 
     pub fn read_snapshot(&self, name: &str) -> Result<Snapshot> {
@@ -223,7 +354,11 @@ impl Repository {
             let Some(id) = Id::from_hex(&name) else {
                 continue;
             };
-            out.push((id, self.read_snapshot(&name)));
+            match self.read_snapshot(&name) {
+                // Forgotten between the listing and the read.
+                Err(e) if e.is_not_found() => {}
+                r => out.push((id, r)),
+            }
         }
         out.sort_by(|a, b| match (&a.1, &b.1) {
             (Ok(x), Ok(y)) => sort_key(x).cmp(&sort_key(y)),

@@ -24,7 +24,7 @@ use super::format::FileKind;
 use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
 use super::manifest::{LIST_ENTRIES, Snapshot, SnapshotStats, StoredStream, encode_list};
-use super::pack::{PackBuilder, PackedBlob};
+use super::pack::{PackBuilder, PackedBlob, read_header};
 use super::readahead;
 use super::repo::Repository;
 
@@ -215,10 +215,15 @@ impl<'r> SnapshotWriter<'r> {
     /// them, then the manifest. Until the manifest exists, no snapshot does.
     pub fn commit(mut self, mut snapshot: Snapshot) -> Result<(Id, Snapshot)> {
         let packs = self.close_packer()?;
-        if !packs.is_empty() {
-            self.repo
-                .write_sealed(FileKind::Index, INDEX_VERSION, &IndexFile { packs })?;
-        }
+        let own = IndexFile { packs };
+        let own_name = if own.packs.is_empty() {
+            None
+        } else {
+            let id = self
+                .repo
+                .write_sealed(FileKind::Index, INDEX_VERSION, &own)?;
+            Some(id.to_hex())
+        };
         self.indexed = true;
         let stats = SnapshotStats {
             duration_ms: self.started.elapsed().as_millis() as u64,
@@ -228,8 +233,106 @@ impl<'r> SnapshotWriter<'r> {
             bytes_read: snapshot.stats.bytes_read,
             ..stats
         };
+        // A process that slept past its lock's staleness may have missed a
+        // prune that deleted what it deduplicated against: refuse to commit.
+        self.repo.verify_locks()?;
         let id = self.repo.save_snapshot(&snapshot)?;
+        if let Err(e) = self.reconcile(&own, own_name.as_deref(), &snapshot) {
+            // Not reported saved, so not left behind half-indexed.
+            let _ = self.repo.backend().remove(FileKind::Snapshot, &id.to_hex());
+            return Err(e);
+        }
         Ok((id, snapshot))
+    }
+
+    /// After the manifest exists: if a prune replaced index files since this
+    /// writer loaded the index (or the one it just wrote), make sure every blob the snapshot refers to
+    /// is still indexed. Prune drops from the index blobs no snapshot of its
+    /// time referred to, and this snapshot did not exist then; the packs
+    /// holding them still exist, because prune deletes nothing while a lock
+    /// of its time (this writer's) is held. So re-index them from those
+    /// packs' headers, and prune will keep the packs. See docs/FORMAT.md,
+    /// "Prune and concurrent writers".
+    fn reconcile(
+        &self,
+        own: &IndexFile,
+        own_name: Option<&str>,
+        snapshot: &Snapshot,
+    ) -> Result<()> {
+        let now = self.repo.backend().list(FileKind::Index)?;
+        // Our own index file counts too: a prune that read it before our
+        // manifest existed found our new packs unused and replaced it.
+        let replaced = self
+            .index
+            .sources()
+            .iter()
+            .map(String::as_str)
+            .chain(own_name)
+            .any(|f| now.binary_search_by(|n| n.as_str().cmp(f)).is_err());
+        if !replaced {
+            return Ok(());
+        }
+        let current = self.repo.load_index()?;
+        let mine = Index::from_files([own]);
+        let find = |id: &Id| {
+            current
+                .get(id)
+                .or_else(|| mine.get(id))
+                .or_else(|| self.index.get(id))
+        };
+        let mut missing: HashSet<Id> = HashSet::new();
+        for part in &snapshot.parts {
+            for list in &part.stored.lists {
+                if !current.contains(list) {
+                    missing.insert(*list);
+                }
+                let entries = if let Some(loc) = find(list) {
+                    let bytes = self.repo.read_blob_at(loc, list, &part.name)?;
+                    crate::store::manifest::decode_list(&bytes)
+                        .map_err(|d| StoreError::damaged(format!("list blob {list}"), d))?
+                } else {
+                    return Err(StoreError::MissingBlob {
+                        blob: list.to_hex(),
+                        needed_by: part.name.clone(),
+                    });
+                };
+                missing.extend(
+                    entries
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .filter(|id| !current.contains(id)),
+                );
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut packs: Vec<Id> = Vec::new();
+        for id in &missing {
+            match find(id) {
+                Some(loc) => packs.push(loc.pack),
+                None => {
+                    return Err(StoreError::MissingBlob {
+                        blob: id.to_hex(),
+                        needed_by: "the snapshot being committed".into(),
+                    });
+                }
+            }
+        }
+        packs.sort();
+        packs.dedup();
+        let mut rescued = IndexFile::default();
+        for pack in packs {
+            let blobs = read_header(
+                self.repo.backend().as_ref(),
+                self.repo.crypto(),
+                &pack.to_hex(),
+            )?;
+            rescued.packs.push(IndexedPack { id: pack, blobs });
+        }
+        self.repo
+            .write_sealed(FileKind::Index, INDEX_VERSION, &rescued)?;
+        Ok(())
     }
 }
 

@@ -193,12 +193,13 @@ fn lock_info(host: &str, pid: u32, age_secs: i64) -> LockInfo {
         .unwrap()
         .as_secs() as i64;
     LockInfo {
-        exclusive: true,
+        kind: rbk::store::lock::LockKind::Exclusive,
         host: host.to_string(),
         pid,
         command: format!("it-planted-{pid}"),
         created: now - age_secs,
         refreshed: now - age_secs,
+        nonce: u64::from(pid),
     }
 }
 

@@ -1,0 +1,65 @@
+//! `rbk forget`: remove snapshots by id (their data goes at the next prune).
+
+use anyhow::Result;
+use clap::Args;
+
+use super::global::GlobalArgs;
+use super::output::{bytes, json};
+use crate::store::lock::LockKind;
+use crate::store::prune::{PruneOptions, forget, prune};
+
+/// Remove snapshots by id (a unique prefix is enough). Their data is
+/// reclaimed by the next `rbk prune`, or now with --prune.
+///
+/// Examples:
+///   rbk forget 3f9a2c1e
+///   rbk forget 3f9a2c1e 77b01d4a --prune
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    #[arg(required = true, value_name = "SNAPSHOT")]
+    pub ids: Vec<String>,
+    /// Reclaim the space right away (as `rbk prune --reclaim-only`).
+    #[arg(long)]
+    pub prune: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &ForgetArgs) -> Result<u8> {
+    let repo = global.open()?;
+    let lock = repo.lock_kind(LockKind::Prune, "forget")?;
+    // Every id resolves before any is removed: a typo removes nothing.
+    let mut ids = Vec::new();
+    for wanted in &args.ids {
+        let (id, _) = repo.find_snapshot(wanted)?;
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    forget(&repo, &ids)?;
+    let report = if args.prune {
+        Some(prune(&repo, &lock, &PruneOptions::default())?)
+    } else {
+        None
+    };
+    drop(lock);
+    if global.json {
+        json(&serde_json::json!({
+            "removed": ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+            "reclaim": report,
+        }));
+    } else if !global.quiet {
+        for id in &ids {
+            println!("removed snapshot {}", id.short());
+        }
+        if let Some(r) = report {
+            println!(
+                "{} pack(s) deleted, {} freed; {} pack(s) repacked",
+                r.packs_deleted,
+                bytes(r.bytes_freed),
+                r.packs_repacked
+            );
+        } else {
+            println!("run `rbk prune --reclaim-only` to reclaim their space");
+        }
+    }
+    Ok(super::exit::OK)
+}

@@ -1,0 +1,284 @@
+//! `rbk prune`: apply a retention policy, then reclaim the space forgotten snapshots used.
+
+use std::collections::HashSet;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use super::global::GlobalArgs;
+use super::output::{bytes, json};
+use crate::backup::stack::label;
+use crate::retention::{Candidate, Count, Decision, Policy, Within, parse_tag_set, plan};
+use crate::store::lock::LockKind;
+use crate::store::prune::{PruneOptions, PruneReport, forget, prune};
+use crate::store::{Id, Repository};
+
+/// Forget snapshots a retention policy does not keep, then reclaim space.
+///
+/// Rules are restic's: each keeps the newest snapshot of each of its last N
+/// calendar buckets (in the time zone each snapshot was taken in), rules are
+/// ORed, and snapshots are grouped by host and Compose project.
+///
+/// Examples:
+///   rbk prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+///   rbk prune --keep-daily 7
+///   rbk prune --keep-within 30d --keep-tag release
+///   rbk prune --reclaim-only          # after `rbk forget`: reclaim space, forget nothing
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<Count>,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<Count>,
+    /// Keep the newest snapshot of each of the last N days that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<Count>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<Count>,
+    /// Keep the newest snapshot of each of the last N months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<Count>,
+    /// Keep the newest snapshot of each of the last N years that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<Count>,
+    /// Keep every snapshot within this long of the newest (e.g. 7d, 1y2m, 36h).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<Within>,
+    /// Keep snapshots that carry all of these tags (comma-separated; repeatable, ORed).
+    #[arg(long, value_name = "TAGS", value_parser = parse_tags)]
+    pub keep_tag: Vec<Vec<String>>,
+    /// Group snapshots by these fields before applying the rules: any of
+    /// host, project, tags, joined by commas; or `none` for one group.
+    #[arg(long, value_name = "FIELDS", default_value = "host,project")]
+    pub group_by: String,
+    /// Print the plan and what would be reclaimed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Unused space to tolerate in the repository after pruning (e.g. 5%, 0.05, or
+    /// `unlimited` to never repack): as restic, packs with the most unused space are
+    /// repacked first until the rest is within this share.
+    #[arg(long, value_name = "SHARE", default_value = "5%", value_parser = parse_share)]
+    pub max_unused: f64,
+    /// Forget nothing; only reclaim space (after `rbk forget`).
+    #[arg(long, conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_tag"])]
+    pub reclaim_only: bool,
+}
+
+fn parse_tags(s: &str) -> std::result::Result<Vec<String>, String> {
+    parse_tag_set(s).map_err(|e| e.to_string())
+}
+
+fn parse_share(s: &str) -> std::result::Result<f64, String> {
+    if s == "unlimited" {
+        return Ok(1.0);
+    }
+    let (num, scale) = match s.strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (s, 1.0),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&(v / scale)) => Ok(v / scale),
+        _ => Err(format!("{s:?} is not a share between 0% and 100%")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupField {
+    Host,
+    Project,
+    Tags,
+}
+
+fn parse_group_by(s: &str) -> Result<Vec<GroupField>> {
+    if s == "none" || s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|f| match f.trim() {
+            "host" => Ok(GroupField::Host),
+            "project" => Ok(GroupField::Project),
+            "tags" => Ok(GroupField::Tags),
+            other => bail!("--group-by: {other:?} is not host, project, tags or none"),
+        })
+        .collect()
+}
+
+impl PruneArgs {
+    fn policy(&self) -> Policy {
+        Policy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            yearly: self.keep_yearly,
+            within: self.keep_within,
+            tags: self.keep_tag.clone(),
+        }
+    }
+}
+
+pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<u8> {
+    let policy = args.policy();
+    if policy.is_empty() && !args.reclaim_only {
+        bail!(
+            "no --keep-* rule given: that policy would forget every snapshot. Give at least one rule \
+             (e.g. --keep-daily 7), or --reclaim-only to reclaim space without forgetting anything"
+        );
+    }
+    let fields = parse_group_by(&args.group_by)?;
+    let repo = global.open()?;
+    let lock = repo.lock_kind(LockKind::Prune, "prune")?;
+    let decisions = if args.reclaim_only {
+        Vec::new()
+    } else {
+        plan(&policy, &candidates(&repo, &fields)?)
+    };
+    let doomed: Vec<Id> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| Id::from_hex(&d.id).context("a snapshot id that is not hex"))
+        .collect::<Result<_>>()?;
+    let options = PruneOptions {
+        max_unused: args.max_unused,
+        dry_run: args.dry_run,
+        assume_forgotten: doomed.iter().copied().collect::<HashSet<Id>>(),
+    };
+    if !args.dry_run {
+        forget(&repo, &doomed)?;
+    }
+    let report = prune(&repo, &lock, &options)?;
+    drop(lock);
+    print_outcome(
+        global,
+        &policy,
+        args.reclaim_only,
+        &decisions,
+        doomed.len(),
+        &report,
+    );
+    Ok(super::exit::OK)
+}
+
+/// Every snapshot as the planner sees it. A damaged snapshot stops prune:
+/// it cannot be planned, and what it needs cannot be known.
+fn candidates(repo: &Repository, fields: &[GroupField]) -> Result<Vec<Candidate>> {
+    let mut out = Vec::new();
+    for (id, snapshot) in repo.snapshots()? {
+        let s = snapshot.with_context(|| {
+            format!("snapshot {} cannot be read; prune changes nothing until it is forgotten or repaired", id.short())
+        })?;
+        let time = crate::store::time::parse_rfc3339(&s.time).with_context(|| {
+            format!(
+                "snapshot {} has an unreadable time {:?}",
+                id.short(),
+                s.time
+            )
+        })?;
+        let project = s
+            .labels
+            .iter()
+            .find(|(k, _)| k == label::PROJECT)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let group: Vec<String> = fields
+            .iter()
+            .map(|f| match f {
+                GroupField::Host => format!("host={}", s.host),
+                GroupField::Project => format!("project={project}"),
+                GroupField::Tags => {
+                    let mut t = s.tags.clone();
+                    t.sort();
+                    format!("tags={}", t.join(","))
+                }
+            })
+            .collect();
+        out.push(Candidate {
+            id: id.to_hex(),
+            time,
+            group: group.join(" "),
+            tags: s.tags,
+        });
+    }
+    Ok(out)
+}
+
+fn print_outcome(
+    global: &GlobalArgs,
+    policy: &Policy,
+    reclaim_only: bool,
+    decisions: &[Decision],
+    forgotten: usize,
+    report: &PruneReport,
+) {
+    if global.json {
+        json(&serde_json::json!({
+            "dry_run": report.dry_run,
+            "policy": if reclaim_only { serde_json::Value::Null } else { serde_json::json!(policy.describe()) },
+            "plan": decisions,
+            "snapshots_removed": forgotten,
+            "reclaim": report,
+        }));
+        return;
+    }
+    if global.quiet {
+        return;
+    }
+    let would = if report.dry_run { "would be " } else { "" };
+    if !reclaim_only {
+        println!("policy: {}", policy.describe());
+        let mut group = None;
+        for d in decisions {
+            if group != Some(&d.group) {
+                group = Some(&d.group);
+                println!(
+                    "{}:",
+                    if d.group.is_empty() {
+                        "all snapshots"
+                    } else {
+                        &d.group
+                    }
+                );
+            }
+            let short = d.id.get(..8).unwrap_or(&d.id);
+            if d.keep {
+                println!("  keep    {short}  {}  {}", d.time, d.reasons.join(", "));
+            } else {
+                println!("  remove  {short}  {}", d.time);
+            }
+        }
+        println!(
+            "{} snapshot(s) {would}kept, {forgotten} {would}removed",
+            decisions.len() - forgotten
+        );
+    }
+    println!(
+        "space: {} pack(s) {would}deleted ({}), {} of them {would}repacked first ({} copied into {} new); {} net {would}freed; {} unused left within --max-unused",
+        report.packs_deleted,
+        bytes(report.bytes_freed),
+        report.packs_repacked,
+        bytes(report.bytes_repacked),
+        report.packs_written,
+        bytes(report.bytes_freed.saturating_sub(report.bytes_written)),
+        bytes(report.unused_bytes_kept),
+    );
+    if report.packs_waiting > 0 {
+        println!(
+            "{} pack(s) out of the index wait for processes that were running to finish; the next prune deletes them:",
+            report.packs_waiting
+        );
+        for w in &report.waiting_for {
+            println!("  {w}");
+        }
+    }
+    if report.packs_rescued > 0 {
+        println!(
+            "{} pack(s) kept: snapshots taken during the prune use them",
+            report.packs_rescued
+        );
+    }
+    println!("done in {:.1} s", report.duration_ms as f64 / 1000.0);
+}

@@ -1,0 +1,662 @@
+//! Prune: reclaim the space that no snapshot needs, while snapshots keep running.
+//!
+//! Prune holds a prune lock, which excludes other prunes but not snapshots,
+//! restores or checks. It never deletes a pack that one of them might use:
+//!
+//! 1. It writes a new index without the packs it wants gone (copying the
+//!    live blobs of mostly-garbage packs into new packs first), and only
+//!    then removes the index files it replaced.
+//! 2. It lists the locks held at that moment and writes a deletion record:
+//!    these packs, waiting for those lock holders.
+//! 3. It deletes the packs once every holder it waited for has released its
+//!    lock (or the lock went stale): at once if there were none, otherwise
+//!    at the start of a later prune. A holder that started after step 1 can
+//!    only have loaded the new index, so it cannot use those packs.
+//! 4. Before deleting, any pack that is indexed again is kept: a snapshot
+//!    that deduplicated against the old index re-indexes what it used when
+//!    it commits (`SnapshotWriter::reconcile`), and prune itself re-indexes
+//!    what snapshots committed during its run refer to.
+//!
+//! docs/FORMAT.md ("Prune and concurrent writers") states the argument.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, StoreError};
+use super::format::{FileKind, open_file};
+use super::id::Id;
+use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
+use super::lock::{LockGuard, LockHolder, list_locks};
+use super::manifest::Snapshot;
+use super::pack::{PackBuilder, PackedBlob, read_header};
+use super::repo::Repository;
+use super::time::now_unix;
+
+pub const DELETION_VERSION: u16 = 1;
+/// Packs per index file that prune writes (a 16 MiB pack of 64 KiB chunks
+/// is about 11 KiB of index, so a file stays near 5 MiB).
+const PACKS_PER_INDEX_FILE: usize = 512;
+/// Temporary files older than this are left by a crash, not a write in progress.
+const TEMP_MAX_AGE_SECS: u64 = 24 * 60 * 60;
+
+/// `deletions/<id>`: packs taken out of the index, and whom their deletion waits for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeletionRecord {
+    /// Unix seconds.
+    pub created: i64,
+    pub packs: Vec<Id>,
+    /// Lock holders at the moment the new index became the only one.
+    pub waiting_for: Vec<LockHolder>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Unused bytes tolerated in packs after prune, as a share of the
+    /// repository (0.0..=1.0; 1.0 means never repack). As restic's
+    /// `--max-unused`: a whole-repository budget, not a per-pack threshold,
+    /// so scattered garbage does not rewrite the whole repository each run.
+    pub max_unused: f64,
+    /// Plan only: read everything, write and delete nothing.
+    pub dry_run: bool,
+    /// Snapshots to count as already forgotten (a dry run of forget + prune).
+    pub assume_forgotten: HashSet<Id>,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            max_unused: 0.05,
+            dry_run: false,
+            assume_forgotten: HashSet::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub snapshots: usize,
+    pub packs_before: usize,
+    pub bytes_before: u64,
+    /// Blobs (chunks and lists) the remaining snapshots refer to.
+    pub blobs_used: usize,
+    /// Packs taken out of the index by this run (wholly unused, repacked, or in no index).
+    pub packs_condemned: usize,
+    pub packs_repacked: usize,
+    /// Live bytes copied into new packs.
+    pub bytes_repacked: u64,
+    /// Size of the new packs (so `bytes_freed - bytes_written` is the net gain).
+    pub bytes_written: u64,
+    pub packs_written: usize,
+    pub packs_deleted: usize,
+    pub bytes_freed: u64,
+    /// Condemned packs whose deletion waits for other processes' locks.
+    pub packs_waiting: usize,
+    pub waiting_for: Vec<String>,
+    /// Packs put back into the index because a snapshot committed meanwhile uses them.
+    pub packs_rescued: usize,
+    /// Unused bytes left in packs below the repack threshold.
+    pub unused_bytes_kept: u64,
+    pub index_files_written: usize,
+    pub index_files_removed: usize,
+    pub temp_files_removed: usize,
+    pub duration_ms: u64,
+}
+
+/// Removes snapshot files (the manifests only; `prune` reclaims their data).
+/// The caller holds a prune lock.
+pub fn forget(repo: &Repository, ids: &[Id]) -> Result<()> {
+    for id in ids {
+        repo.backend().remove(FileKind::Snapshot, &id.to_hex())?;
+    }
+    Ok(())
+}
+
+/// Reclaims space. The caller holds `lock`, a prune lock.
+pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Result<PruneReport> {
+    let started = Instant::now();
+    let mut report = PruneReport {
+        dry_run: options.dry_run,
+        ..PruneReport::default()
+    };
+    let me = lock.held().holder().clone();
+    let backend = repo.backend().as_ref();
+
+    // Which earlier deletions no process of their time can still need.
+    let holders = live_holders(repo, &me)?;
+    let mut records = read_records(repo)?;
+    let (ready, waiting): (Vec<_>, Vec<_>) = records
+        .drain(..)
+        .partition(|(_, r)| r.waiting_for.iter().all(|h| !holders.contains(h)));
+
+    // What the snapshots need. A blob missing from the index may sit in a
+    // pack an earlier prune condemned, if its snapshot committed during that
+    // prune and re-indexing was cut short: put such packs back first.
+    let mut state = State::load(repo, &options.assume_forgotten)?;
+    report.snapshots = state.snapshots.len();
+    if !state.missing.is_empty() {
+        let in_records: Vec<Id> = ready
+            .iter()
+            .chain(waiting.iter())
+            .flat_map(|(_, r)| r.packs.iter().copied())
+            .collect();
+        let rescued = rescue(repo, &state.missing, &in_records, options.dry_run)?;
+        report.packs_rescued += rescued.len();
+        if !options.dry_run {
+            state = State::load(repo, &options.assume_forgotten)?;
+        } else {
+            state.missing.clear();
+        }
+        if let Some(id) = state.missing.iter().next() {
+            return Err(StoreError::MissingBlob {
+                blob: id.to_hex(),
+                needed_by: "a snapshot; run `rbk check` before pruning".into(),
+            });
+        }
+    }
+
+    // Finish the deletions that are ready.
+    let indexed_packs: HashSet<Id> = state.index.packs().iter().copied().collect();
+    for (name, record) in &ready {
+        for pack in &record.packs {
+            if indexed_packs.contains(pack) {
+                continue; // re-indexed: a snapshot uses it after all
+            }
+            delete_pack(repo, pack, options.dry_run, &mut report)?;
+        }
+        if !options.dry_run {
+            backend.remove(FileKind::Deletion, name)?;
+        }
+    }
+    let mut pending: HashSet<Id> = waiting
+        .iter()
+        .flat_map(|(_, r)| r.packs.iter().copied())
+        .collect();
+    report.packs_waiting = pending.len();
+    if options.dry_run {
+        // Still on disk, since a dry run deletes nothing: not orphans.
+        pending.extend(ready.iter().flat_map(|(_, r)| r.packs.iter().copied()));
+    }
+
+    // Listed before the locks are, so that any pack being written now
+    // belongs to a writer whose lock the new record will wait for.
+    let on_disk: HashSet<Id> = backend
+        .list(FileKind::Pack)?
+        .iter()
+        .filter_map(|n| Id::from_hex(n))
+        .collect();
+
+    let plan = Plan::make(repo, &state, &on_disk, &pending, options.max_unused)?;
+    report.packs_before = plan.sizes.len();
+    report.bytes_before = plan.sizes.values().sum();
+    report.blobs_used = state.used.len();
+    report.unused_bytes_kept = plan.unused_kept;
+    report.packs_condemned = plan.condemned.len() + plan.repack.len();
+    report.packs_repacked = plan.repack.len();
+    report.bytes_repacked = plan.repack.iter().map(|(_, live)| live_bytes(live)).sum();
+
+    if options.dry_run {
+        // What the run would write and delete, if no other process held a lock.
+        report.bytes_written = report.bytes_repacked;
+        for p in plan
+            .condemned
+            .iter()
+            .chain(plan.repack.iter().map(|(p, _)| p))
+        {
+            report.packs_deleted += 1;
+            report.bytes_freed += plan.sizes.get(p).copied().unwrap_or(0);
+        }
+    }
+    if options.dry_run || (plan.condemned.is_empty() && plan.repack.is_empty()) {
+        if !options.dry_run {
+            report.temp_files_removed = remove_old_temp_files(repo)?;
+        }
+        report.waiting_for = describe_waiting(repo, &waiting)?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    // Copy the live blobs of the packs to repack into new packs.
+    let (new_packs, written) = repack(repo, &plan.repack)?;
+    report.packs_written = new_packs.len();
+    report.bytes_written = written;
+
+    // The new index: the untouched files stay; the files that list a
+    // condemned or repacked pack are replaced by one set of new files.
+    let mut gone: HashSet<Id> = plan.condemned.iter().copied().collect();
+    gone.extend(plan.repack.iter().map(|(p, _)| *p));
+    let mut replaced = Vec::new();
+    let mut kept_packs: Vec<IndexedPack> = Vec::new();
+    for (name, file) in &state.index_files {
+        if !file.packs.iter().any(|p| gone.contains(&p.id)) {
+            continue;
+        }
+        replaced.push(name.clone());
+        kept_packs.extend(file.packs.iter().filter(|p| !gone.contains(&p.id)).cloned());
+    }
+    kept_packs.extend(new_packs);
+    for chunk in kept_packs.chunks(PACKS_PER_INDEX_FILE) {
+        repo.write_sealed(
+            FileKind::Index,
+            INDEX_VERSION,
+            &IndexFile {
+                packs: chunk.to_vec(),
+            },
+        )?;
+        report.index_files_written += 1;
+    }
+    for name in &replaced {
+        backend.remove(FileKind::Index, name)?;
+        report.index_files_removed += 1;
+    }
+
+    // From here on no new reader can find the condemned packs. Whoever holds
+    // a lock now may have found them before.
+    let holders = live_holders(repo, &me)?;
+
+    // Snapshots committed since `State::load` may use blobs of the condemned
+    // packs that nobody else used: index those packs again.
+    let mut condemned: Vec<Id> = gone.into_iter().collect();
+    condemned.sort();
+    let new_index = repo.load_index()?;
+    let mut missing: HashSet<Id> = HashSet::new();
+    for (id, snapshot) in repo.snapshots()? {
+        if state.snapshots.contains(&id) {
+            continue;
+        }
+        let Ok(snapshot) = snapshot else { continue };
+        for blob in referenced_blobs(repo, &[&state.index, &new_index], &snapshot)? {
+            if !new_index.contains(&blob) {
+                missing.insert(blob);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let rescued = rescue(repo, &missing, &condemned, false)?;
+        report.packs_rescued += rescued.len();
+        condemned.retain(|p| !rescued.contains(p));
+    }
+
+    let record = DeletionRecord {
+        created: now_unix(),
+        packs: condemned.clone(),
+        waiting_for: holders.iter().cloned().collect(),
+    };
+    let record_id = repo.write_sealed(FileKind::Deletion, DELETION_VERSION, &record)?;
+    if holders.is_empty() {
+        // A pack condemned as in no index may have been indexed since, by a
+        // writer that finished before the holders were listed.
+        let indexed: HashSet<Id> = new_index.packs().iter().copied().collect();
+        for pack in condemned.iter().filter(|p| !indexed.contains(p)) {
+            delete_pack(repo, pack, false, &mut report)?;
+        }
+        backend.remove(FileKind::Deletion, &record_id.to_hex())?;
+    } else {
+        report.packs_waiting += condemned.len();
+    }
+    report.temp_files_removed = remove_old_temp_files(repo)?;
+    let mut all_waiting = waiting;
+    if !holders.is_empty() {
+        all_waiting.push((record_id.to_hex(), record));
+    }
+    report.waiting_for = describe_waiting(repo, &all_waiting)?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The repository as prune reads it at the start.
+struct State {
+    index_files: Vec<(String, IndexFile)>,
+    index: Index,
+    snapshots: HashSet<Id>,
+    /// Every blob a snapshot refers to that the index has.
+    used: HashSet<Id>,
+    /// Blobs a snapshot refers to that the index lacks.
+    missing: HashSet<Id>,
+}
+
+impl State {
+    fn load(repo: &Repository, forgotten: &HashSet<Id>) -> Result<State> {
+        // Snapshots before the index: a snapshot's index file is durable
+        // before its manifest, so every manifest read here has its blobs in
+        // the index read next, even if it was committed a moment ago.
+        let mut manifests = Vec::new();
+        for (id, snapshot) in repo.snapshots()? {
+            if forgotten.contains(&id) {
+                continue;
+            }
+            // Without it prune cannot know what that snapshot needs.
+            let snapshot = snapshot.map_err(|e| match e {
+                StoreError::Damaged { file, detail } => StoreError::damaged(
+                    file,
+                    format!("{detail}; prune cannot know what this snapshot needs, so it stops (forget the snapshot or repair the file first)"),
+                ),
+                other => other,
+            })?;
+            manifests.push((id, snapshot));
+        }
+        let mut index_files = Vec::new();
+        for (name, file) in repo.index_files()? {
+            index_files.push((name, file?));
+        }
+        let index = Index::from_files(index_files.iter().map(|(_, f)| f));
+        let mut snapshots = HashSet::new();
+        let mut used = HashSet::new();
+        let mut missing = HashSet::new();
+        for (id, snapshot) in manifests {
+            snapshots.insert(id);
+            for blob in referenced_blobs(repo, &[&index], &snapshot)? {
+                if index.contains(&blob) {
+                    used.insert(blob);
+                } else {
+                    missing.insert(blob);
+                }
+            }
+        }
+        Ok(State {
+            index_files,
+            index,
+            snapshots,
+            used,
+            missing,
+        })
+    }
+}
+
+/// The list blobs and chunks a snapshot refers to. A list blob found in
+/// none of `indexes` is returned without its chunks (it is missing itself).
+fn referenced_blobs(repo: &Repository, indexes: &[&Index], snapshot: &Snapshot) -> Result<Vec<Id>> {
+    let mut out = Vec::new();
+    for part in &snapshot.parts {
+        for list in &part.stored.lists {
+            out.push(*list);
+            let Some(loc) = indexes.iter().find_map(|i| i.get(list)) else {
+                continue;
+            };
+            let bytes = repo.read_blob_at(loc, list, &part.name)?;
+            let entries = super::manifest::decode_list(&bytes)
+                .map_err(|d| StoreError::damaged(format!("list blob {list}"), d))?;
+            out.extend(entries.into_iter().map(|(id, _)| id));
+        }
+    }
+    Ok(out)
+}
+
+/// What to do with each pack.
+struct Plan {
+    /// Taken out of the index and deleted: nothing in them is used.
+    condemned: Vec<Id>,
+    /// Partly used, chosen to bring unused space within budget: copy the live blobs, then as condemned.
+    repack: Vec<(Id, Vec<PackedBlob>)>,
+    sizes: HashMap<Id, u64>,
+    unused_kept: u64,
+}
+
+impl Plan {
+    fn make(
+        repo: &Repository,
+        state: &State,
+        on_disk: &HashSet<Id>,
+        pending: &HashSet<Id>,
+        max_unused: f64,
+    ) -> Result<Plan> {
+        let mut plan = Plan {
+            condemned: Vec::new(),
+            repack: Vec::new(),
+            sizes: HashMap::new(),
+            unused_kept: 0,
+        };
+        // A blob stored twice (two concurrent snapshots) is used in the
+        // first pack that has it; its other copies are unused.
+        let mut claimed: HashSet<Id> = HashSet::new();
+        let mut indexed: HashSet<Id> = HashSet::new();
+        // (unused share, pack, live blobs, unused bytes) of packs partly used.
+        let mut partly: Vec<(f64, Id, Vec<PackedBlob>, u64)> = Vec::new();
+        let mut used_total = 0u64;
+        for (_, file) in &state.index_files {
+            for pack in &file.packs {
+                if !indexed.insert(pack.id) {
+                    continue; // listed by two index files (a re-index): count it once
+                }
+                let mut live = Vec::new();
+                let (mut used_bytes, mut total) = (0u64, 0u64);
+                for b in &pack.blobs {
+                    total += b.length as u64;
+                    if state.used.contains(&b.id) && claimed.insert(b.id) {
+                        used_bytes += b.length as u64;
+                        live.push(*b);
+                    }
+                }
+                let size = match repo.backend().size(FileKind::Pack, &pack.id.to_hex()) {
+                    Ok(s) => s,
+                    Err(e) if e.is_not_found() && live.is_empty() => 0,
+                    Err(e) if e.is_not_found() => {
+                        return Err(StoreError::damaged(
+                            FileKind::Pack.path_of(&pack.id.to_hex()),
+                            "missing, and snapshots need it; run `rbk check` before pruning",
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
+                plan.sizes.insert(pack.id, size);
+                let unused = total - used_bytes;
+                used_total += used_bytes;
+                if live.is_empty() {
+                    plan.condemned.push(pack.id);
+                } else if unused > 0 {
+                    partly.push((unused as f64 / total as f64, pack.id, live, unused));
+                }
+            }
+        }
+        // Keep unused <= share of (used + unused): repack the emptiest packs
+        // first, since they free the most for the bytes copied.
+        let budget = if max_unused >= 1.0 {
+            u64::MAX
+        } else {
+            (max_unused / (1.0 - max_unused) * used_total as f64) as u64
+        };
+        partly.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut unused_left: u64 = partly.iter().map(|p| p.3).sum();
+        for (_, id, live, unused) in partly {
+            if unused_left > budget {
+                plan.repack.push((id, live));
+                unused_left -= unused;
+            } else {
+                plan.unused_kept += unused;
+            }
+        }
+        // Packs in no index and no deletion record: left by a snapshot that
+        // was killed, or being written right now (then its writer's lock
+        // protects it until it commits and indexes it).
+        let mut orphans: Vec<Id> = on_disk
+            .iter()
+            .filter(|p| !indexed.contains(p) && !pending.contains(p))
+            .copied()
+            .collect();
+        orphans.sort();
+        for p in orphans {
+            let size = repo
+                .backend()
+                .size(FileKind::Pack, &p.to_hex())
+                .unwrap_or(0);
+            plan.sizes.insert(p, size);
+            plan.condemned.push(p);
+        }
+        Ok(plan)
+    }
+}
+
+fn live_bytes(live: &[PackedBlob]) -> u64 {
+    live.iter().map(|b| b.length as u64).sum()
+}
+
+/// Copies live blobs into new packs, verifying each (a damaged blob stops
+/// prune before anything is deleted). Returns the new packs, written and fsynced.
+fn repack(repo: &Repository, packs: &[(Id, Vec<PackedBlob>)]) -> Result<(Vec<IndexedPack>, u64)> {
+    let target = repo.config().pack_target as usize;
+    let codec = repo.blob_codec();
+    let mut builder = PackBuilder::default();
+    let mut written = Vec::new();
+    let mut bytes_written = 0u64;
+    let mut flush = |builder: PackBuilder, written: &mut Vec<IndexedPack>| -> Result<()> {
+        let (id, bytes, blobs) = builder.finish(repo.crypto());
+        repo.backend()
+            .write_new(FileKind::Pack, &id.to_hex(), &bytes)?;
+        bytes_written += bytes.len() as u64;
+        written.push(IndexedPack { id, blobs });
+        Ok(())
+    };
+    for (pack, live) in packs {
+        let name = pack.to_hex();
+        let bytes = repo.read_verified(FileKind::Pack, &name)?;
+        let copies: Vec<Result<(PackedBlob, Vec<u8>)>> = live
+            .par_iter()
+            .map(|b| {
+                let start = b.offset as usize;
+                let sealed = bytes.get(start..start + b.length as usize).ok_or_else(|| {
+                    StoreError::damaged(
+                        FileKind::Pack.path_of(&name),
+                        format!("blob {} lies beyond the end of the pack", b.id),
+                    )
+                })?;
+                // The AEAD binds the id: this proves the bytes are that blob.
+                codec.verify_sealed(&b.id, sealed).map_err(|d| {
+                    StoreError::damaged(
+                        FileKind::Pack.path_of(&name),
+                        format!("blob {}: {d}", b.id),
+                    )
+                })?;
+                Ok((*b, sealed.to_vec()))
+            })
+            .collect();
+        for copy in copies {
+            let (b, sealed) = copy?;
+            builder.add(b.kind, b.id, sealed);
+            if builder.size() >= target {
+                flush(std::mem::take(&mut builder), &mut written)?;
+            }
+        }
+    }
+    if !builder.is_empty() {
+        flush(builder, &mut written)?;
+    }
+    Ok((written, bytes_written))
+}
+
+/// Puts back into the index the packs among `candidates` that hold a
+/// `missing` blob. Returns those packs.
+fn rescue(
+    repo: &Repository,
+    missing: &HashSet<Id>,
+    candidates: &[Id],
+    dry_run: bool,
+) -> Result<HashSet<Id>> {
+    let mut file = IndexFile::default();
+    for pack in candidates {
+        let blobs = match read_header(repo.backend().as_ref(), repo.crypto(), &pack.to_hex()) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        if blobs.iter().any(|b| missing.contains(&b.id)) {
+            file.packs.push(IndexedPack { id: *pack, blobs });
+        }
+    }
+    let rescued: HashSet<Id> = file.packs.iter().map(|p| p.id).collect();
+    if !file.packs.is_empty() && !dry_run {
+        repo.write_sealed(FileKind::Index, INDEX_VERSION, &file)?;
+    }
+    Ok(rescued)
+}
+
+fn delete_pack(
+    repo: &Repository,
+    pack: &Id,
+    dry_run: bool,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let name = pack.to_hex();
+    match repo.backend().size(FileKind::Pack, &name) {
+        Ok(size) => {
+            if !dry_run {
+                repo.backend().remove(FileKind::Pack, &name)?;
+            }
+            report.packs_deleted += 1;
+            report.bytes_freed += size;
+            Ok(())
+        }
+        // Deleted by an earlier run that stopped before removing its record.
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Holders of live (not stale) locks other than `me`.
+fn live_holders(repo: &Repository, me: &LockHolder) -> Result<HashSet<LockHolder>> {
+    let now = now_unix();
+    let host = super::lock::hostname();
+    let mut out = HashSet::new();
+    for (_, info) in list_locks(repo.backend().as_ref(), repo.crypto())? {
+        // An unreadable lock cannot be waited for by holder; `check` reports it.
+        let Ok(info) = info else { continue };
+        if !info.is_stale(now, &host) && info.holder() != *me {
+            out.insert(info.holder());
+        }
+    }
+    Ok(out)
+}
+
+/// Every deletion record. A damaged one is skipped: its packs are in no
+/// index and no readable record, so this run condemns them again.
+fn read_records(repo: &Repository) -> Result<Vec<(String, DeletionRecord)>> {
+    let mut out = Vec::new();
+    for name in repo.backend().list(FileKind::Deletion)? {
+        if let Ok(r) = read_record(repo, &name) {
+            out.push((name, r));
+        }
+    }
+    Ok(out)
+}
+
+pub fn read_record(repo: &Repository, name: &str) -> Result<DeletionRecord> {
+    let bytes = repo.read_verified(FileKind::Deletion, name)?;
+    open_file(
+        repo.crypto(),
+        FileKind::Deletion,
+        name,
+        DELETION_VERSION,
+        &bytes,
+    )
+}
+
+fn describe_waiting(
+    repo: &Repository,
+    waiting: &[(String, DeletionRecord)],
+) -> Result<Vec<String>> {
+    let wanted: HashSet<&LockHolder> = waiting.iter().flat_map(|(_, r)| &r.waiting_for).collect();
+    let mut out = Vec::new();
+    for (_, info) in list_locks(repo.backend().as_ref(), repo.crypto())? {
+        if let Ok(info) = info
+            && wanted.contains(&info.holder())
+        {
+            out.push(info.describe());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn remove_old_temp_files(repo: &Repository) -> Result<usize> {
+    let mut n = 0;
+    for t in repo.backend().temp_files()? {
+        if t.age_secs > TEMP_MAX_AGE_SECS {
+            repo.backend().remove_temp(&t.path)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
