@@ -151,6 +151,9 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         }
     }
 
+    // Chunks a snapshot needs that the index lacks: confirmed by a second
+    // look before they are reported (below).
+    let mut unindexed: Vec<(Id, Id, String)> = Vec::new();
     for (id, snapshot) in snapshots {
         report.snapshots += 1;
         let snapshot = match snapshot {
@@ -174,10 +177,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
                                 chunks += 1;
                                 size += len as u64;
                                 if !index.contains(&chunk) {
-                                    report.error(
-                                        format!("blob {chunk}"),
-                                        format!("missing (needed by {what})"),
-                                    );
+                                    unindexed.push((id, chunk, what.clone()));
                                 }
                             }
                         }
@@ -211,6 +211,24 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
                 file: FileKind::Lock.path_of(&name),
                 detail: format!("unreadable ({e}); `rbk unlock` removes it"),
             });
+        }
+    }
+
+    if !unindexed.is_empty() {
+        // A prune running meanwhile may have forgotten the snapshot, or
+        // replaced index files that a snapshot committed meanwhile is being
+        // re-indexed into: look again at the current index and snapshots.
+        // A damaged index file (already reported) leaves the first look standing.
+        let fresh = repo.load_index().ok();
+        let listed = backend.list(FileKind::Snapshot)?;
+        for (snap, chunk, what) in unindexed {
+            let still_missing = fresh.as_ref().is_none_or(|f| !f.contains(&chunk));
+            if listed.contains(&snap.to_hex()) && still_missing {
+                report.error(
+                    format!("blob {chunk}"),
+                    format!("missing (needed by {what})"),
+                );
+            }
         }
     }
 
@@ -253,6 +271,9 @@ fn read_pack(
     };
     let bytes = match repo.backend().read(FileKind::Pack, name) {
         Ok(b) => b,
+        // Listed, then deleted by a prune before this read: it was in no
+        // index (or check would be holding a lock prune waits for).
+        Err(e) if e.is_not_found() && indexed.is_none() => return (0, problems),
         Err(e) => {
             problem(e.to_string());
             return (0, problems);

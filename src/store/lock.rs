@@ -61,6 +61,11 @@ pub struct LockInfo {
     /// Random, fixed for the lock's life: two locks one process takes in
     /// the same second are still different holders.
     pub nonce: u64,
+    /// Which kernel and pid namespace `pid` belongs to (boot id and pid
+    /// namespace), so that a lock is judged dead by its pid only where that
+    /// pid means the same process: two machines, or two containers, may
+    /// share a host name.
+    pub machine: String,
 }
 
 /// Who holds a lock, stable across refreshes (which rename the file).
@@ -97,10 +102,27 @@ impl LockInfo {
         )
     }
 
-    /// Stale: its process is gone (same host), or it has not been refreshed for too long.
+    /// Stale: its process is gone (same host, same machine and pid
+    /// namespace), or it has not been refreshed for too long.
     pub fn is_stale(&self, now: i64, this_host: &str) -> bool {
-        (self.host == this_host && !pid_alive(self.pid)) || now - self.refreshed > STALE_AFTER_SECS
+        let here = self.host == this_host && self.machine == machine_id();
+        (here && !pid_alive(self.pid)) || now.saturating_sub(self.refreshed) > STALE_AFTER_SECS
     }
+}
+
+/// This process's kernel boot id and pid namespace: where a pid is meaningful.
+pub fn machine_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let ns = std::fs::read_link("/proc/self/ns/pid")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        format!("{boot}/{ns}")
+    })
+    .clone()
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -123,24 +145,41 @@ pub fn hostname() -> String {
 }
 
 /// Every lock file and what it says; damaged ones are returned as errors.
+///
+/// A holder refreshing its lock writes a new file, then removes the old: a
+/// listing taken before the new one and read after the old one went would
+/// miss that holder. So when a listed file has vanished, list again and read
+/// what is new, until a listing holds no file that vanished (or attempts run
+/// out, when the last listing's files are returned).
 pub fn list_locks(
     backend: &dyn Backend,
     crypto: &Crypto,
 ) -> Result<Vec<(String, Result<LockInfo>)>> {
-    let mut out = Vec::new();
-    for name in backend.list(FileKind::Lock)? {
-        let info = match backend.read(FileKind::Lock, &name) {
-            Ok(bytes) => open_file(crypto, FileKind::Lock, &name, LOCK_VERSION, &bytes),
-            // Removed between list and read: its holder just released it.
-            Err(StoreError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+    let mut seen: std::collections::BTreeMap<String, Result<LockInfo>> = Default::default();
+    for _ in 0..LIST_ATTEMPTS {
+        let mut vanished = false;
+        for name in backend.list(FileKind::Lock)? {
+            if seen.contains_key(&name) {
                 continue;
             }
-            Err(e) => Err(e),
-        };
-        out.push((name, info));
+            let info = match backend.read(FileKind::Lock, &name) {
+                Ok(bytes) => open_file(crypto, FileKind::Lock, &name, LOCK_VERSION, &bytes),
+                Err(e) if e.is_not_found() => {
+                    vanished = true;
+                    continue;
+                }
+                Err(e) => Err(e),
+            };
+            seen.insert(name, info);
+        }
+        if !vanished {
+            break;
+        }
     }
-    Ok(out)
+    Ok(seen.into_iter().collect())
 }
+
+const LIST_ATTEMPTS: usize = 20;
 
 /// What the holder and its refresher share: the current file name and when
 /// it was last written.
@@ -149,6 +188,10 @@ pub struct HeldLock {
     name: Mutex<String>,
     refreshed: AtomicI64,
     holder: LockHolder,
+    /// Set for good once the lock may have been judged stale by others (its
+    /// file vanished, or a refresh came too late): refreshing again would
+    /// only hide that from `verify`.
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl HeldLock {
@@ -166,7 +209,13 @@ impl HeldLock {
     /// calls this before it commits, so that a process that slept through
     /// a prune cannot commit a snapshot referring to data prune deleted.
     pub fn verify(&self, backend: &dyn Backend) -> Result<()> {
-        let age = super::time::now_unix() - self.refreshed.load(Ordering::SeqCst);
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(StoreError::LockLost(
+                "it went unrefreshed long enough for others to judge it stale, or was removed"
+                    .into(),
+            ));
+        }
+        let age = super::time::now_unix().saturating_sub(self.refreshed.load(Ordering::SeqCst));
         // A minute's margin for clocks that disagree between hosts.
         if age > STALE_AFTER_SECS - 60 {
             return Err(StoreError::LockLost(format!(
@@ -209,6 +258,7 @@ impl LockGuard {
             created: now,
             refreshed: now,
             nonce: u64::from_le_bytes(random_array::<8>()),
+            machine: machine_id(),
         };
         let name = write_lock(backend.as_ref(), crypto, &info)?;
         let conflict = (|| -> Result<Option<String>> {
@@ -240,6 +290,7 @@ impl LockGuard {
             name: Mutex::new(name),
             refreshed: AtomicI64::new(now),
             holder: info.holder(),
+            lost: std::sync::atomic::AtomicBool::new(false),
         });
         let (stop, stopped) = mpsc::channel::<()>();
         let refresher = {
@@ -253,7 +304,17 @@ impl LockGuard {
                         Err(RecvTimeoutError::Timeout) => {}
                         _ => return,
                     }
-                    info.refreshed = super::time::now_unix();
+                    let now = super::time::now_unix();
+                    // Too late (the process was suspended, the NAS away), or
+                    // removed by someone who judged it stale: lost for good.
+                    let late = now.saturating_sub(held.refreshed.load(Ordering::SeqCst))
+                        > STALE_AFTER_SECS - 60;
+                    let gone = !backend.exists(FileKind::Lock, &held.name()).unwrap_or(true);
+                    if late || gone {
+                        held.lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    info.refreshed = now;
                     // Write the new lock before removing the old, so there is
                     // never a moment without one.
                     if let Ok(new) = write_lock(backend.as_ref(), &crypto, &info)
@@ -303,5 +364,52 @@ impl Drop for LockGuard {
             let _ = t.join();
         }
         let _ = self.backend.remove(FileKind::Lock, &self.held.name());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(host: &str, machine: &str, pid: u32, refreshed: i64) -> LockInfo {
+        LockInfo {
+            kind: LockKind::Shared,
+            host: host.into(),
+            pid,
+            command: "test".into(),
+            created: refreshed,
+            refreshed,
+            nonce: 1,
+            machine: machine.into(),
+        }
+    }
+
+    /// A pid means a process only on its own machine and pid namespace: a live lock from
+    /// another machine that happens to share our host name is not judged dead by our pids.
+    #[test]
+    fn staleness_by_pid_needs_the_same_machine() {
+        let now = 1_000_000;
+        let host = hostname();
+        let dead = u32::MAX - 7; // no such pid
+        assert!(info(&host, &machine_id(), dead, now).is_stale(now, &host));
+        assert!(!info(&host, "other-boot/pid:[1]", dead, now).is_stale(now, &host));
+        assert!(!info(&host, &machine_id(), std::process::id(), now).is_stale(now, &host));
+        // Age alone makes any lock stale, wherever it came from.
+        let old = now - STALE_AFTER_SECS - 1;
+        assert!(info("elsewhere", "other", 1, old).is_stale(now, &host));
+        assert!(!info("elsewhere", "other", 1, now).is_stale(now, &host));
+        // A refresh time from a hostile or broken clock does not overflow.
+        assert!(info("elsewhere", "other", 1, i64::MIN).is_stale(i64::MAX, &host));
+    }
+
+    #[test]
+    fn kinds_conflict_as_documented() {
+        use LockKind::*;
+        assert!(!Shared.conflicts_with(Shared));
+        assert!(!Shared.conflicts_with(Prune) && !Prune.conflicts_with(Shared));
+        assert!(Prune.conflicts_with(Prune));
+        for k in [Shared, Prune, Exclusive] {
+            assert!(Exclusive.conflicts_with(k) && k.conflicts_with(Exclusive));
+        }
     }
 }

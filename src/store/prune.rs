@@ -138,12 +138,24 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
     let mut state = State::load(repo, &options.assume_forgotten)?;
     report.snapshots = state.snapshots.len();
     if !state.missing.is_empty() {
-        let in_records: Vec<Id> = ready
+        // Candidates: packs in records, and packs in no index at all (a
+        // prune killed after replacing index files but before its record).
+        let indexed: HashSet<Id> = state.index.packs().iter().copied().collect();
+        let mut candidates: Vec<Id> = ready
             .iter()
             .chain(waiting.iter())
             .flat_map(|(_, r)| r.packs.iter().copied())
             .collect();
-        let rescued = rescue(repo, &state.missing, &in_records, options.dry_run)?;
+        candidates.extend(
+            backend
+                .list(FileKind::Pack)?
+                .iter()
+                .filter_map(|n| Id::from_hex(n))
+                .filter(|p| !indexed.contains(p)),
+        );
+        candidates.sort();
+        candidates.dedup();
+        let rescued = rescue(repo, &state.missing, &candidates, options.dry_run)?;
         report.packs_rescued += rescued.len();
         if !options.dry_run {
             state = State::load(repo, &options.assume_forgotten)?;
@@ -158,7 +170,9 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
         }
     }
 
-    // Finish the deletions that are ready.
+    // Finish the deletions that are ready. Only while our own lock still
+    // holds: a prune that slept past it may be working from a stale view.
+    repo.verify_locks()?;
     let indexed_packs: HashSet<Id> = state.index.packs().iter().copied().collect();
     for (name, record) in &ready {
         for pack in &record.packs {
@@ -224,6 +238,7 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
     report.packs_written = new_packs.len();
     report.bytes_written = written;
 
+    repo.verify_locks()?;
     // The new index: the untouched files stay; the files that list a
     // condemned or repacked pack are replaced by one set of new files.
     let mut gone: HashSet<Id> = plan.condemned.iter().copied().collect();
@@ -287,6 +302,7 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
     };
     let record_id = repo.write_sealed(FileKind::Deletion, DELETION_VERSION, &record)?;
     if holders.is_empty() {
+        repo.verify_locks()?;
         // A pack condemned as in no index may have been indexed since, by a
         // writer that finished before the holders were listed.
         let indexed: HashSet<Id> = new_index.packs().iter().copied().collect();
@@ -599,11 +615,23 @@ fn live_holders(repo: &Repository, me: &LockHolder) -> Result<HashSet<LockHolder
     let now = now_unix();
     let host = super::lock::hostname();
     let mut out = HashSet::new();
-    for (_, info) in list_locks(repo.backend().as_ref(), repo.crypto())? {
-        // An unreadable lock cannot be waited for by holder; `check` reports it.
-        let Ok(info) = info else { continue };
-        if !info.is_stale(now, &host) && info.holder() != *me {
-            out.insert(info.holder());
+    for (name, info) in list_locks(repo.backend().as_ref(), repo.crypto())? {
+        match info {
+            Ok(info) => {
+                if !info.is_stale(now, &host) && info.holder() != *me {
+                    out.insert(info.holder());
+                }
+            }
+            // Whoever holds an unreadable lock may be alive: wait for the
+            // file itself to go (`rbk unlock` removes it once it is known dead).
+            Err(_) => {
+                out.insert(LockHolder {
+                    host: format!("unreadable lock file {}", FileKind::Lock.path_of(&name)),
+                    pid: 0,
+                    created: 0,
+                    nonce: 0,
+                });
+            }
         }
     }
     Ok(out)

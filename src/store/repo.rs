@@ -28,7 +28,7 @@ pub struct Repository {
 }
 
 /// Times a listing is retried when a listed file vanished before it was read.
-const RELIST_ATTEMPTS: usize = 10;
+const RELIST_ATTEMPTS: usize = 100;
 
 /// Choices made once, at `init`.
 #[derive(Debug, Clone)]
@@ -306,17 +306,31 @@ impl Repository {
     /// durable before the old ones go), so a file that vanishes between
     /// the listing and its read means: list again.
     pub fn index_files(&self) -> Result<Vec<(String, Result<IndexFile>)>> {
+        let mut read: std::collections::HashMap<String, Result<IndexFile>> = Default::default();
         let mut attempt = 0;
-        'relist: loop {
+        loop {
             attempt += 1;
-            let mut out = Vec::new();
-            for name in self.backend.list(FileKind::Index)? {
-                match self.read_index_file(&name) {
-                    Err(e) if e.is_not_found() && attempt < RELIST_ATTEMPTS => continue 'relist,
-                    r => out.push((name, r)),
+            let names = self.backend.list(FileKind::Index)?;
+            let mut vanished = false;
+            for name in &names {
+                if read.contains_key(name) {
+                    continue; // files never change: one read per name
+                }
+                match self.read_index_file(name) {
+                    Err(e) if e.is_not_found() && attempt < RELIST_ATTEMPTS => vanished = true,
+                    r => {
+                        read.insert(name.clone(), r);
+                    }
                 }
             }
-            return Ok(out);
+            if !vanished {
+                let mut out: Vec<(String, Result<IndexFile>)> = names
+                    .into_iter()
+                    .filter_map(|n| read.remove(&n).map(|f| (n, f)))
+                    .collect();
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                return Ok(out);
+            }
         }
     }
 

@@ -237,7 +237,12 @@ impl<'r> SnapshotWriter<'r> {
         // prune that deleted what it deduplicated against: refuse to commit.
         self.repo.verify_locks()?;
         let id = self.repo.save_snapshot(&snapshot)?;
-        if let Err(e) = self.reconcile(&own, own_name.as_deref(), &snapshot) {
+        // Checked again after re-indexing: a lock lost meanwhile means a
+        // prune may have deleted a pack between our look and our index.
+        let reconciled = self
+            .reconcile(&own, own_name.as_deref(), &snapshot)
+            .and_then(|()| self.repo.verify_locks());
+        if let Err(e) = reconciled {
             // Not reported saved, so not left behind half-indexed.
             let _ = self.repo.backend().remove(FileKind::Snapshot, &id.to_hex());
             return Err(e);

@@ -200,6 +200,11 @@ fn lock_info(host: &str, pid: u32, age_secs: i64) -> LockInfo {
         created: now - age_secs,
         refreshed: now - age_secs,
         nonce: u64::from(pid),
+        machine: if host == hostname() {
+            rbk::store::lock::machine_id()
+        } else {
+            "another-machine".into()
+        },
     }
 }
 

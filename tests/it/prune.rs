@@ -526,3 +526,49 @@ fn copy_env(from: &Env, name: &str) -> Env {
     assert!(status.success(), "cp -a for {name}");
     env
 }
+
+/// Regression (found in review): a prune killed after it replaced the index but before it
+/// wrote its deletion record leaves a pack in no index and no record; a snapshot committed
+/// during that prune may need it. The next prune puts it back instead of refusing to run.
+#[test]
+fn a_pack_orphaned_by_a_killed_prune_is_rescued_for_a_snapshot_that_needs_it() {
+    let env = Env::new();
+    let a = random_bytes(4 * MIB, 31);
+    let pa = env.write("a.bin", &a);
+    let j = id_of(&env.snapshot(&["--path", pa.to_str().unwrap()]));
+    let manifest = env.open().read_snapshot(&j).expect("read J");
+    env.ok(&["forget", &j]);
+    let packs = env.packs();
+
+    // Killed at its second write: the first is its lock, the second its deletion record.
+    let mut c = env.cmd(&["prune", "--reclaim-only"]);
+    c.env("RBK_FAULT", "kill@write:2");
+    let r = run(c);
+    assert_eq!(r.code, -1, "not killed:\n{}", r.all());
+    assert_eq!(
+        env.packs(),
+        packs,
+        "nothing may be deleted before the record exists"
+    );
+    assert!(
+        fs::read_dir(env.repo.join("deletions")).map_or(true, |d| d.count() == 0),
+        "the record was written"
+    );
+
+    // The snapshot that committed during that prune, using J's blobs.
+    let mut s = manifest.clone();
+    s.time = "2026-04-01T02:00:00+02:00".into();
+    let sid = env.open().save_snapshot(&s).expect("save S").to_hex();
+    let (r, _) = env.check(false);
+    assert_eq!(
+        r.code,
+        EXIT_DAMAGED,
+        "the state this test sets up:\n{}",
+        r.all()
+    );
+
+    let v = env.ok(&["--json", "prune", "--reclaim-only"]).json();
+    assert!(u64_of(reclaim(&v), "packs_rescued") > 0, "{v}");
+    env.assert_check_ok("after the rescue");
+    assert!(restore_bytes_named(&env, &sid, "a.bin") == a);
+}
