@@ -15,7 +15,12 @@ pub struct SnapshotsArgs {}
 pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
     let repo = global.open()?;
     let all = repo.snapshots()?;
-    let mut code = super::exit::OK;
+    // A snapshot that cannot be read is damage, whichever way it is shown.
+    let code = if all.iter().any(|(_, s)| s.is_err()) {
+        super::exit::DAMAGED
+    } else {
+        super::exit::OK
+    };
     if global.json {
         let items: Vec<serde_json::Value> = all
             .iter()
@@ -74,7 +79,6 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     );
                 }
                 Err(e) => {
-                    code = super::exit::DAMAGED;
                     println!("{:<9} damaged: {e}", id.short());
                 }
             }

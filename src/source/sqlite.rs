@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use bytes::Bytes;
 
 use super::stream::{ByteSender, ByteStream};
-use crate::codec::tar::{TarBuilder, parse_header};
+use crate::codec::tar::parse_header;
 
 /// Where RushDB keeps the file when `SQL_DB_PATH` is relative: the image's working directory.
 pub const IMAGE_WORKDIR: &str = "/app/platform/core";
@@ -62,11 +62,4 @@ pub fn untar_single_file(mut tar: ByteStream, out: &ByteSender) -> anyhow::Resul
         anyhow::bail!(msg);
     }
     Ok(())
-}
-
-/// A tar holding one file, for the engine's upload API.
-pub fn tar_of_file(name: &str, data: &[u8]) -> io::Result<Bytes> {
-    let mut builder = TarBuilder::new(Vec::with_capacity(data.len() + 2048));
-    builder.append(name, data.len() as u64, data)?;
-    Ok(Bytes::from(builder.finish()?))
 }

@@ -12,6 +12,10 @@ use super::index::{BlobLocation, Index};
 use super::manifest::{StoredStream, decode_list};
 use super::repo::Repository;
 
+/// Larger than any sealed blob rbk writes (chunks are at most the config's
+/// bounded maximum, 16 MiB, list blobs about 288 KiB).
+const MAX_SEALED_BLOB: u32 = 80 * 1024 * 1024;
+
 /// Chunks fetched per parallel batch (about 2 MiB at the default sizes).
 const BATCH: usize = 32;
 
@@ -48,6 +52,17 @@ impl Repository {
         verify_id: bool,
     ) -> Result<Vec<u8>> {
         let pack = loc.pack.to_hex();
+        // The index is repository data: a length no writer produces is
+        // damage, refused before it is allocated.
+        if loc.length > MAX_SEALED_BLOB {
+            return Err(StoreError::damaged(
+                FileKind::Pack.path_of(&pack),
+                format!(
+                    "the index gives blob {id} {} bytes, more than any blob can have",
+                    loc.length
+                ),
+            ));
+        }
         let mut buf = vec![0u8; loc.length as usize];
         match self
             .backend()

@@ -309,3 +309,46 @@ fn truncated_writes_are_found_by_check() {
         assert!(e["file"].as_str().is_some_and(|f| !f.is_empty()), "{e}");
     }
 }
+
+/// A hostile index (written with the key, so it authenticates) that gives a blob a length of
+/// 4 GiB: restore refuses it as damage before allocating, instead of aborting on memory.
+#[test]
+fn a_hostile_blob_length_is_refused_before_allocation() {
+    use rbk::store::format::FileKind;
+    use rbk::store::index::{INDEX_VERSION, IndexFile};
+
+    let env = Env::new();
+    let data = random_bytes(MIB, 41);
+    let p = env.write("x.bin", &data);
+    let id = id_of(&env.snapshot(&["--path", p.to_str().unwrap()]));
+    let repo = env.open();
+    let mut files = Vec::new();
+    for name in repo.backend().list(FileKind::Index).expect("list") {
+        files.push((name.clone(), repo.read_index_file(&name).expect("read")));
+    }
+    for (name, mut file) in files {
+        for pack in &mut file.packs {
+            for b in &mut pack.blobs {
+                b.length = u32::MAX;
+            }
+        }
+        repo.write_sealed(
+            FileKind::Index,
+            INDEX_VERSION,
+            &IndexFile { packs: file.packs },
+        )
+        .expect("write hostile index");
+        repo.backend()
+            .remove(FileKind::Index, &name)
+            .expect("remove");
+    }
+    let dir = env.path("out");
+    let r = env.run(&["restore", &id, "--to", dir.to_str().unwrap()]);
+    assert_eq!(r.code, EXIT_DAMAGED, "{}", r.all());
+    assert!(
+        r.stderr.contains("more than any blob can have"),
+        "{}",
+        r.all()
+    );
+    assert!(!dir.join("x.bin").exists());
+}

@@ -413,6 +413,10 @@ fn snapshots_and_prunes_in_a_loop() {
         "too few snapshots succeeded: {}",
         saved.len()
     );
+    println!(
+        "{runs} prunes beside {} snapshots; {overlapped} overlapped one",
+        saved.len()
+    );
 
     env.ok(&["prune", "--keep-tag", "keep"]);
     env.assert_check_ok("after the loop");
