@@ -55,33 +55,11 @@ impl Index {
     pub const BYTES_PER_BLOB: usize = std::mem::size_of::<Entry>();
 
     pub fn from_files<'a>(files: impl IntoIterator<Item = &'a IndexFile>) -> Index {
-        let mut pack_numbers: HashMap<Id, u32> = HashMap::new();
-        let mut packs = Vec::new();
-        let mut entries = Vec::new();
+        let mut builder = IndexBuilder::default();
         for file in files {
-            for p in &file.packs {
-                let n = *pack_numbers.entry(p.id).or_insert_with(|| {
-                    packs.push(p.id);
-                    (packs.len() - 1) as u32
-                });
-                entries.extend(p.blobs.iter().map(|b| Entry {
-                    id: b.id.0,
-                    pack: n,
-                    offset: b.offset,
-                    length: b.length,
-                }));
-            }
+            builder.add(file);
         }
-        // Stable sort, then keep the first: a blob stored twice (two
-        // concurrent snapshots) is read from whichever pack was listed first.
-        entries.sort_by_key(|e| e.id);
-        entries.dedup_by(|a, b| a.id == b.id);
-        entries.shrink_to_fit();
-        Index {
-            packs,
-            entries,
-            sources: Vec::new(),
-        }
+        builder.finish()
     }
 
     pub fn with_sources(mut self, mut names: Vec<String>) -> Index {
@@ -123,6 +101,50 @@ impl Index {
     /// Bytes the table occupies, for the figures in `docs/ARCHITECTURE.md`.
     pub fn memory_bytes(&self) -> usize {
         self.entries.capacity() * Self::BYTES_PER_BLOB + self.packs.capacity() * 32
+    }
+}
+
+/// Builds an `Index` one index file at a time, so that a caller can drop
+/// each file once added: memory is then the table, not the table plus
+/// every decoded file.
+#[derive(Default)]
+pub struct IndexBuilder {
+    pack_numbers: HashMap<Id, u32>,
+    packs: Vec<Id>,
+    entries: Vec<Entry>,
+}
+
+impl IndexBuilder {
+    pub fn add(&mut self, file: &IndexFile) {
+        for p in &file.packs {
+            let packs = &mut self.packs;
+            let n = *self.pack_numbers.entry(p.id).or_insert_with(|| {
+                packs.push(p.id);
+                (packs.len() - 1) as u32
+            });
+            self.entries.extend(p.blobs.iter().map(|b| Entry {
+                id: b.id.0,
+                pack: n,
+                offset: b.offset,
+                length: b.length,
+            }));
+        }
+    }
+
+    pub fn finish(self) -> Index {
+        let mut entries = self.entries;
+        // Stable sort, then keep the first: a blob stored twice (two
+        // concurrent snapshots) is read from whichever pack was listed first.
+        entries.sort_by_key(|e| e.id);
+        entries.dedup_by(|a, b| a.id == b.id);
+        entries.shrink_to_fit();
+        let mut packs = self.packs;
+        packs.shrink_to_fit();
+        Index {
+            packs,
+            entries,
+            sources: Vec::new(),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The integration tests: one binary that drives the real `rbk` (and, where speed matters, the library).
 
+mod bounds;
 mod concurrent;
 mod crash;
 mod damage;
