@@ -233,7 +233,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
             }
             // A server the operator stopped serves nothing: its database is dumped as it is.
             Edition::Enterprise if container.running => {
-                let db = Database::new(container, &database);
+                let db = Database::new(container, &database, options.stack.neo4j_auth.clone());
                 pause
                     .stop_database(&db)
                     .context("stopping the Neo4j database for the dump (STOP DATABASE)")?;

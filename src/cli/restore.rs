@@ -89,7 +89,7 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
     }
     let repo = global.open()?;
     let options = StackRestoreOptions {
-        stack: settings.stack_config(args.project.as_deref()),
+        stack: settings.stack_config(args.project.as_deref())?,
         force: args.force,
     };
     let report = restore_stack(&repo, &args.snapshot, &options)?;

@@ -139,7 +139,7 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         return Ok(super::exit::OK);
     }
     let options = StackSnapshotOptions {
-        stack: settings.stack_config(args.project.as_deref()),
+        stack: settings.stack_config(args.project.as_deref())?,
         tags: args.tags.clone(),
         host: args.host.clone(),
         dry_run: args.dry_run,

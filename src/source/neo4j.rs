@@ -64,13 +64,20 @@ pub fn load_command(database: &str) -> Vec<String> {
 pub struct Database {
     pub container: ContainerInfo,
     pub name: String,
+    /// From the configuration; else `NEO4J_AUTH` of the container.
+    pub auth: Option<(String, super::stack::Secret)>,
 }
 
 impl Database {
-    pub fn new(container: &ContainerInfo, name: &str) -> Database {
+    pub fn new(
+        container: &ContainerInfo,
+        name: &str,
+        auth: Option<(String, super::stack::Secret)>,
+    ) -> Database {
         Database {
             container: container.clone(),
             name: name.to_string(),
+            auth,
         }
     }
 
@@ -80,7 +87,13 @@ impl Database {
     pub async fn set_online(&self, engine: &Engine, online: bool) -> Result<()> {
         let verb = if online { "START" } else { "STOP" };
         let cmd = cypher_shell_command(&format!("{verb} DATABASE {} WAIT", quote_name(&self.name)));
-        let env = cypher_shell_env(&self.container);
+        let env = match &self.auth {
+            Some((user, password)) => vec![
+                format!("NEO4J_USERNAME={user}"),
+                format!("NEO4J_PASSWORD={}", password.expose()),
+            ],
+            None => cypher_shell_env(&self.container),
+        };
         let f = engine
             .exec_from_stream(&self.container, cmd, env, None)
             .await?;

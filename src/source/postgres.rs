@@ -23,6 +23,20 @@ impl PgTarget {
         }
     }
 
+    /// The configuration's user, database and password over the container's.
+    pub fn with_override(mut self, o: &super::stack::PgOverride) -> PgTarget {
+        if let Some(u) = &o.user {
+            self.user = u.clone();
+        }
+        if let Some(d) = &o.database {
+            self.database = d.clone();
+        }
+        if let Some(p) = &o.password {
+            self.password = Some(p.expose().to_string());
+        }
+        self
+    }
+
     /// Environment for the exec: the password, so no prompt can appear.
     pub fn env(&self) -> Vec<String> {
         self.password

@@ -22,6 +22,39 @@ pub struct StackConfig {
     pub neo4j_database: String,
     /// Seconds `docker stop` waits before the engine kills a container.
     pub stop_timeout: i32,
+    /// What to use instead of the `postgres` container's environment.
+    pub postgres: PgOverride,
+    /// cypher-shell credentials for Neo4j Enterprise instead of `NEO4J_AUTH`
+    /// (which only sets the first password).
+    pub neo4j_auth: Option<(String, Secret)>,
+}
+
+/// Settings that win over what the `postgres` container's environment says.
+#[derive(Debug, Clone, Default)]
+pub struct PgOverride {
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// A password from the configuration: never printed, wiped when dropped.
+#[derive(Clone)]
+pub struct Secret(zeroize::Zeroizing<String>);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(zeroize::Zeroizing::new(s))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
 }
 
 impl Default for StackConfig {
@@ -33,6 +66,8 @@ impl Default for StackConfig {
             postgres_service: "postgres".into(),
             neo4j_database: "neo4j".into(),
             stop_timeout: 60,
+            postgres: PgOverride::default(),
+            neo4j_auth: None,
         }
     }
 }
@@ -188,7 +223,7 @@ pub async fn discover(engine: &Engine, cfg: &StackConfig) -> Result<Stack> {
             );
         };
         SqlStore::Postgres {
-            target: PgTarget::from_container(&container),
+            target: PgTarget::from_container(&container).with_override(&cfg.postgres),
             container: Box::new(container),
         }
     };

@@ -328,3 +328,57 @@ fn stack_enterprise_interrupted_mid_dump_starts_the_database_again() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The password Neo4j uses is no longer the one `NEO4J_AUTH` set at first start: rbk.toml's
+/// `neo4j_password_file` (or `RBK_NEO4J_PASSWORD`, which wins) gives cypher-shell the right
+/// one. A wrong one fails cleanly, naming cypher-shell, with nothing committed.
+#[test]
+fn stack_enterprise_credentials_come_from_the_configuration() {
+    let Some(_turn) = docker_test("stack_enterprise_credentials_come_from_the_configuration")
+    else {
+        return;
+    };
+    let stack = enterprise_stack("eecreds");
+    let env = Env::new();
+    let wrong = env.write("neo4j-password", b"not-the-password\n");
+    env.write(
+        "rbk.toml",
+        format!(
+            "[stack]\nneo4j_password_file = {:?}\n",
+            wrong.display().to_string()
+        )
+        .as_bytes(),
+    );
+    let listed = list(&env);
+
+    let r = rbk(&env, &["snapshot"]);
+    assert_ne!(r.code, EXIT_OK, "a wrong password must fail:\n{}", r.all());
+    assert_contains(&r.stderr, "cypher-shell", "the error names the command");
+    assert!(!r.all().contains("not-the-password"), "{}", r.all());
+    assert_eq!(list(&env), listed, "a snapshot was committed");
+    stack.wait_running(&["rushdb", "neo4j"]);
+    assert_database_online(&stack, "after the refused STOP");
+
+    let mut c = rbk_cmd(&env, &["--json", "snapshot"]);
+    c.env("RBK_NEO4J_PASSWORD", SECRET);
+    let r = wait_with_guard(c.spawn().expect("spawn"), RBK_GUARD, "rbk snapshot");
+    assert_eq!(
+        r.code,
+        EXIT_OK,
+        "the environment's password wins:\n{}",
+        r.all()
+    );
+    assert!(
+        !r.all().contains(SECRET),
+        "the password leaked:\n{}",
+        r.all()
+    );
+    assert_eq!(
+        database_log(&stack),
+        [
+            "STOP DATABASE neo4j by neo4j",
+            "START DATABASE neo4j by neo4j"
+        ]
+    );
+    assert_database_online(&stack, "after the snapshot");
+}
