@@ -6,9 +6,11 @@
 //! action is `kill` (SIGKILL this process just before the operation: a
 //! crash at that exact point), `eio` or `enospc` (the operation fails with
 //! that error and does nothing), `short` (a read returns only the first half
-//! of the file, as a flaky network mount might) or `truncate` (a write
+//! of the file, as a flaky network mount might), `truncate` (a write
 //! stores only the first half of the file and reports success, as a lying
-//! disk might); operation is `write`, `remove`, `read`, `list`, or
+//! disk might) or `syncdir` (a write happens, then fails with EIO as a
+//! failed fsync of the directory after the rename would: the file exists
+//! although the write reported an error); operation is `write`, `remove`, `read`, `list`, or
 //! `mutation` (a write or a remove). `n` counts from 1. The crash and fault
 //! tests use it; nothing else does.
 
@@ -29,6 +31,7 @@ enum Action {
     Errno(i32),
     Short,
     Truncate,
+    SyncDir,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +87,7 @@ impl FaultBackend {
                 "enospc" => Action::Errno(libc::ENOSPC),
                 "short" => Action::Short,
                 "truncate" => Action::Truncate,
+                "syncdir" => Action::SyncDir,
                 _ => return Err(bad()),
             };
             let op = match op {
@@ -175,6 +179,14 @@ impl Backend for FaultBackend {
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         match self.before(Op::Write, &kind.path_of(name))? {
             Some(Action::Truncate) => self.inner.write_new(kind, name, &data[..data.len() / 2]),
+            Some(Action::SyncDir) => {
+                self.inner.write_new(kind, name, data)?;
+                Err(StoreError::Io {
+                    op: "injected fault in fsync directory after writing",
+                    path: PathBuf::from(kind.path_of(name)),
+                    error: io::Error::from_raw_os_error(libc::EIO),
+                })
+            }
             _ => self.inner.write_new(kind, name, data),
         }
     }

@@ -71,8 +71,12 @@ impl Repository {
             "",
             &seal_file(&crypto, FileKind::Config, CONFIG_VERSION, &config),
         ) {
-            // Not a repository yet: leave no key that a later `init` would trip on.
-            let _ = backend.remove(FileKind::Key, &key_name);
+            // Not a repository yet: leave no key that a later `init` would trip on,
+            // unless the config was written after all (a failed fsync after its
+            // rename): then the key is what opens it.
+            if !backend.exists(FileKind::Config, "").unwrap_or(true) {
+                let _ = backend.remove(FileKind::Key, &key_name);
+            }
             return Err(e);
         }
         Ok(Repository {

@@ -20,7 +20,7 @@ use super::blob::{BlobCodec, BlobKind};
 use super::chunker::{Chunker, Segmenter};
 use super::crypto::Crypto;
 use super::error::{Result, StoreError};
-use super::format::FileKind;
+use super::format::{FileKind, seal_file};
 use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
 use super::manifest::{LIST_ENTRIES, Snapshot, SnapshotStats, StoredStream, encode_list};
@@ -219,10 +219,26 @@ impl<'r> SnapshotWriter<'r> {
         let own_name = if own.packs.is_empty() {
             None
         } else {
-            let id = self
+            let bytes = seal_file(self.repo.crypto(), FileKind::Index, INDEX_VERSION, &own);
+            let name = Id::of_file(&bytes).to_hex();
+            if let Err(e) = self
                 .repo
-                .write_sealed(FileKind::Index, INDEX_VERSION, &own)?;
-            Some(id.to_hex())
+                .backend()
+                .write_new(FileKind::Index, &name, &bytes)
+            {
+                // A write can fail after its rename (the directory's fsync): if
+                // the index exists, its packs must stay, or it would list missing packs.
+                if self
+                    .repo
+                    .backend()
+                    .exists(FileKind::Index, &name)
+                    .unwrap_or(true)
+                {
+                    self.indexed = true;
+                }
+                return Err(e);
+            }
+            Some(name)
         };
         self.indexed = true;
         let stats = SnapshotStats {
