@@ -1,10 +1,12 @@
 //! The command line: clap types, one file per command, and the only code that prints.
 
 mod check;
+mod completions;
 mod forget;
 mod global;
 mod init;
 mod key;
+mod man;
 mod output;
 mod password;
 mod prune;
@@ -56,6 +58,8 @@ pub enum Command {
     Prune(prune::PruneArgs),
     Forget(forget::ForgetArgs),
     Unlock(unlock::UnlockArgs),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -72,6 +76,8 @@ pub fn run() -> ExitCode {
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

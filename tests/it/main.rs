@@ -8,6 +8,7 @@ mod dedup;
 mod failing;
 mod faults;
 mod fuzz_seeds;
+mod help;
 mod host;
 mod keys;
 mod props;
