@@ -14,6 +14,7 @@ mod restore;
 mod settings;
 mod snapshot;
 mod snapshots;
+mod stats;
 mod unlock;
 
 use std::process::ExitCode;
@@ -55,6 +56,7 @@ pub enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     Restore(restore::RestoreArgs),
     Check(check::CheckArgs),
+    Stats(stats::StatsArgs),
     Prune(prune::PruneArgs),
     Forget(forget::ForgetArgs),
     Unlock(unlock::UnlockArgs),
@@ -73,6 +75,7 @@ pub fn run() -> ExitCode {
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Check(a) => check::run(&cli.global, a),
+        Command::Stats(a) => stats::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),

@@ -22,6 +22,7 @@ pub mod prune;
 pub mod readahead;
 pub mod reader;
 pub mod repo;
+pub mod stats;
 pub mod time;
 pub mod writer;
 

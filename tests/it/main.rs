@@ -15,5 +15,6 @@ mod props;
 mod prune;
 mod roundtrip;
 mod stack;
+mod stats;
 mod tamper;
 mod util;
