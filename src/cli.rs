@@ -2,6 +2,7 @@
 
 mod check;
 mod completions;
+mod diff;
 mod forget;
 mod global;
 mod init;
@@ -57,6 +58,7 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     Check(check::CheckArgs),
     Stats(stats::StatsArgs),
+    Diff(diff::DiffArgs),
     Prune(prune::PruneArgs),
     Forget(forget::ForgetArgs),
     Unlock(unlock::UnlockArgs),
@@ -76,6 +78,7 @@ pub fn run() -> ExitCode {
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Check(a) => check::run(&cli.global, a),
         Command::Stats(a) => stats::run(&cli.global, a),
+        Command::Diff(a) => diff::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),

@@ -9,6 +9,7 @@ pub mod check;
 pub mod chunker;
 pub mod config;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub mod fault;
 pub mod format;

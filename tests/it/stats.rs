@@ -180,3 +180,105 @@ fn stats_of_a_damaged_snapshot_is_damage() {
     let r = env.run(&["--json", "stats"]);
     assert_eq!(r.code, EXIT_DAMAGED, "{}", r.all());
 }
+
+fn diff(env: &Env, a: &str, b: &str) -> Value {
+    env.ok(&["--json", "diff", a, b]).json()
+}
+
+/// The one part a diff reports, by name.
+fn part<'a>(d: &'a Value, name: &str) -> &'a Value {
+    array_of(d, "parts")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no part {name} in {d}"))
+}
+
+#[test]
+fn diff_of_identical_snapshots_adds_and_removes_nothing() {
+    let env = Env::new();
+    let ids = calendar(&env);
+    let d = diff(&env, &ids[0], &ids[1]);
+    assert_eq!(d["a"]["id"], ids[0].as_str(), "{d}");
+    assert_eq!(d["b"]["id"], ids[1].as_str(), "{d}");
+    assert_eq!(array_of(&d, "parts").len(), 1, "{d}");
+    let p = part(&d, "db.bin");
+    assert_eq!(p["status"], "unchanged", "{d}");
+    assert_eq!(u64_of(&p["a"], "bytes"), SIZE as u64, "{d}");
+    assert_eq!(p["a"], p["b"], "{d}");
+    for key in [
+        "added_chunks",
+        "added_bytes",
+        "removed_chunks",
+        "removed_bytes",
+    ] {
+        assert_eq!(u64_of(p, key), 0, "{key}: {d}");
+        assert_eq!(u64_of(&d, key), 0, "{key}: {d}");
+    }
+}
+
+#[test]
+fn diff_after_a_rewritten_region_counts_the_new_chunks() {
+    let env = Env::new();
+    let ids = calendar(&env);
+    let d = diff(&env, &ids[1], &ids[2]);
+    let p = part(&d, "db.bin");
+    assert_eq!(p["status"], "changed", "{d}");
+    assert_eq!(u64_of(&p["a"], "bytes"), SIZE as u64, "{d}");
+    assert_eq!(u64_of(&p["b"], "bytes"), SIZE as u64, "{d}");
+    // The rewritten MiB is new random data: every chunk over it is one the
+    // snapshot had to store, so the diff's added chunks are its new chunks.
+    let listed = env.snapshots();
+    let stats = stats(&env);
+    let third = &array_of(&stats, "per_snapshot")[2];
+    assert_eq!(listed[2]["id"], ids[2].as_str());
+    assert_eq!(
+        u64_of(p, "added_chunks"),
+        u64_of(third, "new_chunks"),
+        "{d}\n{stats}"
+    );
+    let added = u64_of(p, "added_bytes");
+    assert!(added >= MIB as u64 && added < 2 * MIB as u64, "{d}");
+    // The same length went out as came in (the file kept its size) ...
+    assert_eq!(u64_of(p, "removed_bytes"), added, "{d}");
+    assert!(u64_of(p, "removed_chunks") > 0, "{d}");
+    // ... and the reverse diff swaps the two.
+    let r = diff(&env, &ids[2], &ids[1]);
+    let q = part(&r, "db.bin");
+    assert_eq!(q["added_chunks"], p["removed_chunks"], "{r}");
+    assert_eq!(q["removed_bytes"], p["added_bytes"], "{r}");
+    assert_eq!(u64_of(&d, "added_bytes"), added, "{d}");
+}
+
+#[test]
+fn diff_names_new_and_removed_parts() {
+    let env = Env::new();
+    let db = env.write("db.bin", &random_bytes(SIZE, 7));
+    let extra = env.write("extra.bin", &random_bytes(MIB / 2, 11));
+    let db = db.to_str().expect("utf-8 temp path");
+    let extra = extra.to_str().expect("utf-8 temp path");
+    let one = id_of(&env.snapshot(&["--path", db]));
+    let two = id_of(&env.snapshot(&["--path", db, "--path", extra]));
+
+    let d = diff(&env, &one, &two);
+    assert_eq!(part(&d, "db.bin")["status"], "unchanged", "{d}");
+    let p = part(&d, "extra.bin");
+    assert_eq!(p["status"], "new", "{d}");
+    assert!(p["a"].is_null(), "{d}");
+    assert_eq!(u64_of(&p["b"], "bytes"), MIB as u64 / 2, "{d}");
+    assert_eq!(u64_of(p, "added_bytes"), MIB as u64 / 2, "{d}");
+    assert_eq!(u64_of(p, "added_chunks"), u64_of(&p["b"], "chunks"), "{d}");
+    assert_eq!(u64_of(&d, "added_bytes"), MIB as u64 / 2, "{d}");
+
+    let r = diff(&env, &two, &one);
+    let p = part(&r, "extra.bin");
+    assert_eq!(p["status"], "removed", "{r}");
+    assert!(p["b"].is_null(), "{r}");
+    assert_eq!(u64_of(p, "removed_bytes"), MIB as u64 / 2, "{r}");
+    assert_eq!(u64_of(&r, "added_bytes"), 0, "{r}");
+
+    // `latest` resolves; an unknown snapshot is an error, not an empty diff.
+    assert_eq!(diff(&env, &one, "latest")["b"]["id"], two.as_str());
+    let bad = env.run(&["--json", "diff", "ffffffff", &two]);
+    assert_ne!(bad.code, EXIT_OK, "{}", bad.all());
+    env.ok(&["diff", &one, &two]);
+}
