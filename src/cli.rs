@@ -1,10 +1,13 @@
 //! The command line: clap types, one file per command, and the only code that prints.
 
 mod check;
+mod completions;
+mod diff;
 mod forget;
 mod global;
 mod init;
 mod key;
+mod man;
 mod output;
 mod password;
 mod prune;
@@ -12,6 +15,7 @@ mod restore;
 mod settings;
 mod snapshot;
 mod snapshots;
+mod stats;
 mod unlock;
 
 use std::process::ExitCode;
@@ -53,9 +57,13 @@ pub enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     Restore(restore::RestoreArgs),
     Check(check::CheckArgs),
+    Stats(stats::StatsArgs),
+    Diff(diff::DiffArgs),
     Prune(prune::PruneArgs),
     Forget(forget::ForgetArgs),
     Unlock(unlock::UnlockArgs),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -69,9 +77,13 @@ pub fn run() -> ExitCode {
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Check(a) => check::run(&cli.global, a),
+        Command::Stats(a) => stats::run(&cli.global, a),
+        Command::Diff(a) => diff::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

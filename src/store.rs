@@ -9,6 +9,7 @@ pub mod check;
 pub mod chunker;
 pub mod config;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub mod fault;
 pub mod format;
@@ -22,6 +23,7 @@ pub mod prune;
 pub mod readahead;
 pub mod reader;
 pub mod repo;
+pub mod stats;
 pub mod time;
 pub mod writer;
 
