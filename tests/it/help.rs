@@ -86,3 +86,42 @@ fn man_page_is_roff_and_documents_every_command() {
         );
     }
 }
+
+/// The scheduling files `docs/schedule/` ships hold only rbk command lines that this rbk
+/// accepts: each prune line runs against a real repository, each snapshot line parses.
+#[test]
+fn shipped_schedule_files_use_commands_rbk_accepts() {
+    let env = Env::new();
+    let input = env.write("x.bin", &random_bytes(64 * 1024, 1));
+    env.ok(&["snapshot", "--path", input.to_str().unwrap()]);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schedule");
+    let mut checked = 0;
+    for name in ["rbk.service", "crontab"] {
+        let text = std::fs::read_to_string(dir.join(name)).expect("schedule file");
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            // Every `rbk ...` command on the line, up to a shell operator or redirection.
+            for part in line.split("&&") {
+                let Some(at) = part.find("rbk ") else {
+                    continue;
+                };
+                let words: Vec<&str> = part[at + 4..]
+                    .split_whitespace()
+                    .take_while(|w| !w.starts_with('>') && *w != "|")
+                    .collect();
+                match words.first() {
+                    Some(&"prune") => {
+                        env.ok(&words);
+                    }
+                    Some(&"snapshot") => {
+                        let mut args = words.clone();
+                        args.push("--help");
+                        env.ok(&args);
+                    }
+                    _ => continue,
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4, "found only {checked} rbk command lines");
+}
