@@ -35,6 +35,7 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     "bytes_added": s.stats.bytes_added,
                     "duration_ms": s.stats.duration_ms,
                     "pause_ms": crate::backup::stack::pause_ms(s),
+                    "project": project_of(s),
                     "labels": s.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
                     "parts": s.parts.iter().map(|p| serde_json::json!({
                         "name": p.name, "codec": p.codec, "origin": p.origin,
@@ -46,10 +47,19 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
             .collect();
         json(&serde_json::Value::Array(items));
     } else {
-        println!(
-            "{:<9} {:<26} {:<16} {:>10} {:>10}  parts / tags",
-            "id", "time", "host", "size", "added"
-        );
+        // Columns sized to their widest cell, so the table reads at any host name length.
+        let header = [
+            "id",
+            "time",
+            "host/stack",
+            "size",
+            "added",
+            "pause",
+            "tags",
+            "parts",
+        ];
+        let mut rows: Vec<[String; 8]> = Vec::new();
+        let mut damaged = Vec::new();
         for (id, s) in &all {
             match s {
                 Ok(s) => {
@@ -58,32 +68,73 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                         .iter()
                         .map(|p| format!("{} ({})", p.name, bytes(p.source_size)))
                         .collect();
-                    let tags = if s.tags.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  [{}]", s.tags.join(", "))
+                    let stack = match project_of(s) {
+                        Some(p) => format!("{}/{p}", s.host),
+                        None => s.host.clone(),
                     };
                     let pause = crate::backup::stack::pause_ms(s)
-                        .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                        .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
                         .unwrap_or_else(|| "-".into());
-                    println!(
-                        "{:<9} {:<26} {:<16} {:>10} {:>10} {:>7}  {}{}",
+                    rows.push([
                         id.short(),
                         crate::store::time::display(&s.time),
-                        s.host,
+                        stack,
                         bytes(s.stats.bytes_read),
                         bytes(s.stats.bytes_added),
                         pause,
+                        if s.tags.is_empty() {
+                            "-".into()
+                        } else {
+                            s.tags.join(",")
+                        },
                         parts.join(", "),
-                        tags
-                    );
+                    ]);
                 }
-                Err(e) => {
-                    println!("{:<9} damaged: {e}", id.short());
+                Err(e) => damaged.push(format!("{:<9} damaged: {e}", id.short())),
+            }
+        }
+        let mut width = header.map(str::len);
+        for r in &rows {
+            for (w, cell) in width.iter_mut().zip(r) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: [&str; 8]| -> String {
+            let mut out = String::new();
+            for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+                let pad = w.saturating_sub(cell.chars().count());
+                // Sizes and durations right-aligned, the rest left-aligned.
+                if (3..=5).contains(&i) {
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(cell);
+                } else {
+                    out.push_str(cell);
+                    if i + 1 < cells.len() {
+                        out.push_str(&" ".repeat(pad));
+                    }
+                }
+                if i + 1 < cells.len() {
+                    out.push_str("  ");
                 }
             }
+            out
+        };
+        println!("{}", line(header));
+        for r in &rows {
+            println!("{}", line(r.each_ref().map(String::as_str)));
+        }
+        for d in &damaged {
+            println!("{d}");
         }
         println!("{} snapshot(s)", all.len());
     }
     Ok(code)
+}
+
+/// The Compose project a stack snapshot was taken of.
+fn project_of(s: &crate::store::manifest::Snapshot) -> Option<&str> {
+    s.labels
+        .iter()
+        .find(|(k, _)| k == crate::backup::stack::label::PROJECT)
+        .map(|(_, v)| v.as_str())
 }

@@ -282,3 +282,48 @@ fn diff_names_new_and_removed_parts() {
     assert_ne!(bad.code, EXIT_OK, "{}", bad.all());
     env.ok(&["diff", &one, &two]);
 }
+
+/// `rbk snapshots` is a table: every row's tags and parts start where the header says their
+/// columns start, whatever the widths, and `--json` gives each snapshot's stack.
+#[test]
+fn snapshots_table_columns_line_up() {
+    let env = Env::new();
+    let p = env.write("a.bin", &random_bytes(64 * 1024, 3));
+    env.ok(&[
+        "snapshot",
+        "--path",
+        p.to_str().unwrap(),
+        "--host",
+        "a-rather-long-host-name",
+    ]);
+    env.ok(&[
+        "snapshot",
+        "--path",
+        p.to_str().unwrap(),
+        "--tag",
+        "nightly",
+        "--tag",
+        "v2",
+    ]);
+    let out = env.ok(&["snapshots"]).stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines[0];
+    let tags_at = header.find("tags").expect("a tags column");
+    let parts_at = header.find("parts").expect("a parts column");
+    assert!(
+        header.contains("pause") && header.contains("host/stack"),
+        "{header}"
+    );
+    for row in &lines[1..3] {
+        assert_eq!(row.get(parts_at..parts_at + 5), Some("a.bin"), "{out}");
+    }
+    assert_eq!(
+        lines[2].get(tags_at..tags_at + 10),
+        Some("nightly,v2"),
+        "{out}"
+    );
+    assert_eq!(lines[1].get(tags_at..tags_at + 1), Some("-"), "{out}");
+    for s in env.snapshots() {
+        assert!(s.get("project").is_some(), "{s}");
+    }
+}
