@@ -41,6 +41,10 @@
 //! It prints one table with every figure, the rbk/other ratios, the index memory, and
 //! PASS/MISS against the targets; it exits with status 0 either way (it is a measurement).
 
+#[path = "common/env.rs"]
+mod env;
+use env::env_or;
+
 #[path = "common/pages.rs"]
 #[allow(dead_code)]
 mod pages;
@@ -79,17 +83,6 @@ struct Config {
     others: bool,
     wait_idle: f64,
     nice: Option<i32>,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .ok()
-            .with_context(|| format!("{name}={v:?} is not a valid value")),
-        _ => Ok(default),
-    }
 }
 
 fn config() -> Result<Config> {

@@ -37,6 +37,10 @@
 //! Peak RSS: the harness stays small (no step holds more than a few MiB), and `measure::run`
 //! resets its peak before each spawn, so a child's `ru_maxrss` is its own.
 
+#[path = "common/env.rs"]
+mod env;
+use env::env_or;
+
 #[path = "common/pages.rs"]
 #[allow(dead_code)]
 mod pages;
@@ -81,17 +85,6 @@ struct Config {
     base: PathBuf,
     read_data: bool,
     keep_work: bool,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .ok()
-            .with_context(|| format!("{name}={v:?} is not a valid value")),
-        _ => Ok(default),
-    }
 }
 
 fn config() -> Result<Config> {

@@ -30,7 +30,6 @@ use super::format::{FileKind, open_file};
 use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
 use super::lock::{LockGuard, LockHolder, list_locks};
-use super::manifest::Snapshot;
 use super::pack::{PackBuilder, PackedBlob, read_header};
 use super::repo::Repository;
 use super::time::now_unix;
@@ -283,7 +282,7 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
             continue;
         }
         let Ok(snapshot) = snapshot else { continue };
-        for blob in referenced_blobs(repo, &[&state.index, &new_index], &snapshot)? {
+        for blob in repo.referenced_blobs(&[&state.index, &new_index], &snapshot)? {
             if !new_index.contains(&blob) {
                 missing.insert(blob);
             }
@@ -364,7 +363,7 @@ impl State {
         let mut missing = HashSet::new();
         for (id, snapshot) in manifests {
             snapshots.insert(id);
-            for blob in referenced_blobs(repo, &[&index], &snapshot)? {
+            for blob in repo.referenced_blobs(&[&index], &snapshot)? {
                 if index.contains(&blob) {
                     used.insert(blob);
                 } else {
@@ -380,25 +379,6 @@ impl State {
             missing,
         })
     }
-}
-
-/// The list blobs and chunks a snapshot refers to. A list blob found in
-/// none of `indexes` is returned without its chunks (it is missing itself).
-fn referenced_blobs(repo: &Repository, indexes: &[&Index], snapshot: &Snapshot) -> Result<Vec<Id>> {
-    let mut out = Vec::new();
-    for part in &snapshot.parts {
-        for list in &part.stored.lists {
-            out.push(*list);
-            let Some(loc) = indexes.iter().find_map(|i| i.get(list)) else {
-                continue;
-            };
-            let bytes = repo.read_blob_at(loc, list, &part.name)?;
-            let entries = super::manifest::decode_list(&bytes)
-                .map_err(|d| StoreError::damaged(format!("list blob {list}"), d))?;
-            out.extend(entries.into_iter().map(|(id, _)| id));
-        }
-    }
-    Ok(out)
 }
 
 /// What to do with each pack.

@@ -9,7 +9,7 @@ use super::error::{Result, StoreError};
 use super::format::FileKind;
 use super::id::Id;
 use super::index::{BlobLocation, Index};
-use super::manifest::{StoredStream, decode_list};
+use super::manifest::{Snapshot, StoredStream, decode_list};
 use super::repo::Repository;
 
 /// Larger than any sealed blob rbk writes (chunks are at most the config's
@@ -90,6 +90,26 @@ impl Repository {
                 format!("blob {id}: {detail}"),
             )
         })
+    }
+
+    /// The list blobs and chunks a snapshot refers to, looking each list up in
+    /// `indexes` in turn. A list blob found in none is returned without its
+    /// chunks (it is itself missing; the caller decides what that means).
+    pub fn referenced_blobs(&self, indexes: &[&Index], snapshot: &Snapshot) -> Result<Vec<Id>> {
+        let mut out = Vec::new();
+        for part in &snapshot.parts {
+            for list in &part.stored.lists {
+                out.push(*list);
+                let Some(loc) = indexes.iter().find_map(|i| i.get(list)) else {
+                    continue;
+                };
+                let bytes = self.read_blob_at(loc, list, &part.name)?;
+                let entries = decode_list(&bytes)
+                    .map_err(|d| StoreError::damaged(format!("list blob {list}"), d))?;
+                out.extend(entries.into_iter().map(|(id, _)| id));
+            }
+        }
+        Ok(out)
     }
 
     /// The chunk ids and lengths of a stored stream, in order.

@@ -294,10 +294,20 @@ impl Repository {
         version: u16,
         value: &T,
     ) -> Result<Id> {
-        let bytes = seal_file(&self.crypto, kind, version, value);
-        let id = Id::of_file(&bytes);
+        let (id, bytes) = self.seal(kind, version, value);
         self.backend.write_new(kind, &id.to_hex(), &bytes)?;
         Ok(id)
+    }
+
+    /// A structured file's sealed bytes and the id (name) they will have.
+    pub fn seal<T: serde::Serialize>(
+        &self,
+        kind: FileKind,
+        version: u16,
+        value: &T,
+    ) -> (Id, Vec<u8>) {
+        let bytes = seal_file(&self.crypto, kind, version, value);
+        (Id::of_file(&bytes), bytes)
     }
 
     pub fn read_index_file(&self, name: &str) -> Result<IndexFile> {

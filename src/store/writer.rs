@@ -20,7 +20,7 @@ use super::blob::{BlobCodec, BlobKind};
 use super::chunker::{Chunker, Segmenter};
 use super::crypto::Crypto;
 use super::error::{Result, StoreError};
-use super::format::{FileKind, seal_file};
+use super::format::FileKind;
 use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
 use super::manifest::{LIST_ENTRIES, Snapshot, SnapshotStats, StoredStream, encode_list};
@@ -219,8 +219,8 @@ impl<'r> SnapshotWriter<'r> {
         let own_name = if own.packs.is_empty() {
             None
         } else {
-            let bytes = seal_file(self.repo.crypto(), FileKind::Index, INDEX_VERSION, &own);
-            let name = Id::of_file(&bytes).to_hex();
+            let (id, bytes) = self.repo.seal(FileKind::Index, INDEX_VERSION, &own);
+            let name = id.to_hex();
             if let Err(e) = self
                 .repo
                 .backend()
@@ -301,30 +301,12 @@ impl<'r> SnapshotWriter<'r> {
                 .or_else(|| mine.get(id))
                 .or_else(|| self.index.get(id))
         };
-        let mut missing: HashSet<Id> = HashSet::new();
-        for part in &snapshot.parts {
-            for list in &part.stored.lists {
-                if !current.contains(list) {
-                    missing.insert(*list);
-                }
-                let entries = if let Some(loc) = find(list) {
-                    let bytes = self.repo.read_blob_at(loc, list, &part.name)?;
-                    crate::store::manifest::decode_list(&bytes)
-                        .map_err(|d| StoreError::damaged(format!("list blob {list}"), d))?
-                } else {
-                    return Err(StoreError::MissingBlob {
-                        blob: list.to_hex(),
-                        needed_by: part.name.clone(),
-                    });
-                };
-                missing.extend(
-                    entries
-                        .into_iter()
-                        .map(|(id, _)| id)
-                        .filter(|id| !current.contains(id)),
-                );
-            }
-        }
+        let missing: HashSet<Id> = self
+            .repo
+            .referenced_blobs(&[&current, &mine, &self.index], snapshot)?
+            .into_iter()
+            .filter(|id| !current.contains(id))
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }

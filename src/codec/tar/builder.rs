@@ -49,17 +49,7 @@ impl<W: Write> TarBuilder<W> {
         data: impl Read,
         owner: Owner,
     ) -> io::Result<()> {
-        let header = header_owned(name, b'0', size, owner)?;
-        self.w.write_all(&header)?;
-        let copied = io::copy(&mut data.take(size), &mut self.w)?;
-        if copied < size {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("tar entry {name:?}: data ended after {copied} of {size} bytes"),
-            ));
-        }
-        let pad = (BLOCK_SIZE - (size % BLOCK_SIZE as u64) as usize) % BLOCK_SIZE;
-        self.w.write_all(&[0u8; BLOCK_SIZE][..pad])?;
+        self.write_entry(header_owned(name, b'0', size, owner)?, name, size, data)?;
         self.regular_files += 1;
         self.regular_bytes = self.regular_bytes.saturating_add(size);
         Ok(())
@@ -79,7 +69,17 @@ impl<W: Write> TarBuilder<W> {
         size: u64,
         data: impl Read,
     ) -> io::Result<()> {
-        let header = header(name, typeflag, size)?;
+        self.write_entry(header(name, typeflag, size)?, name, size, data)
+    }
+
+    /// A header, then exactly `size` bytes of `data`, padded to a whole block.
+    fn write_entry(
+        &mut self,
+        header: [u8; BLOCK_SIZE],
+        name: &str,
+        size: u64,
+        data: impl Read,
+    ) -> io::Result<()> {
         self.w.write_all(&header)?;
         let copied = io::copy(&mut data.take(size), &mut self.w)?;
         if copied < size {
