@@ -13,6 +13,7 @@ use crate::codec::neo4j_dump::{Sniffed, sniff};
 use crate::parts::{
     CODEC_NEO4J_DUMP, CODEC_RAW, CommandReader, PartInput, Tap, encode_envelope, valid_part_name,
 };
+use crate::progress::{CountingReader, Unit};
 use crate::store::manifest::{Part, Snapshot, SnapshotStats};
 use crate::store::writer::SnapshotWriter;
 use crate::store::{Id, Repository};
@@ -118,44 +119,58 @@ pub(crate) fn new_snapshot(
 }
 
 fn store_part(writer: &SnapshotWriter<'_>, spec: &PartSpec, raw: bool) -> Result<Part> {
-    let input: Box<dyn Read + Send> = match &spec.input {
+    let (input, size): (Box<dyn Read + Send>, _) = match &spec.input {
         PartInput::File(path) => {
-            Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            // Only for progress: a size that changes while read is still read to the end.
+            let size = file
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            (Box::new(file), size)
         }
-        PartInput::Stdin => Box::new(io::stdin()),
-        PartInput::Command { program, args } => Box::new(CommandReader::spawn(program, args)?),
+        PartInput::Stdin => (Box::new(io::stdin()), None),
+        PartInput::Command { program, args } => {
+            (Box::new(CommandReader::spawn(program, args)?), None)
+        }
     };
-    store_reader(writer, &spec.name, spec.input.origin(), input, raw)
+    store_reader(writer, &spec.name, spec.input.origin(), input, size, raw)
 }
 
 /// Stores one part from any reader: Neo4j dumps by their inner stream
-/// (unless `raw`), everything else as it is.
+/// (unless `raw`), everything else as it is. `size`, when known, lets the
+/// progress report show an ETA.
 pub(crate) fn store_reader(
     writer: &SnapshotWriter<'_>,
     name: &str,
     origin: String,
     input: impl Read + Send,
+    size: Option<u64>,
     raw: bool,
 ) -> Result<Part> {
-    let mut tap = Tap::new(input);
+    let task = writer.progress().task(name, Unit::Bytes, size);
+    let task = task.as_ref();
+    let mut tap = Tap::new(CountingReader::new(input, task));
     // Stored as it came, the stream's own hash is the source hash.
     let as_is = tap.switch();
     let (codec, envelope, stored) = if raw {
         as_is.off();
-        (CODEC_RAW, Vec::new(), writer.add_stream(&mut tap)?)
+        (CODEC_RAW, Vec::new(), writer.add_stream(&mut tap, task)?)
     } else {
         match sniff(&mut tap)? {
             Sniffed::Dump {
                 envelope,
                 mut inner,
             } => {
-                let stored = writer.add_stream(&mut inner)?;
+                let stored = writer.add_stream(&mut inner, task)?;
                 drop(inner);
                 (CODEC_NEO4J_DUMP, encode_envelope(&envelope), stored)
             }
             Sniffed::Plain(mut replay) => {
                 as_is.off();
-                let stored = writer.add_stream(&mut replay)?;
+                let stored = writer.add_stream(&mut replay, task)?;
                 drop(replay);
                 (CODEC_RAW, Vec::new(), stored)
             }

@@ -10,6 +10,7 @@ mod key;
 mod man;
 mod output;
 mod password;
+mod progress;
 mod prune;
 mod restore;
 mod settings;
@@ -140,7 +141,7 @@ fn init_tracing(global: &GlobalArgs) {
         format!("warn,rbk={level}")
     };
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| progress::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RBK_LOG")

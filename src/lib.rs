@@ -10,6 +10,7 @@ pub mod cli;
 pub mod codec;
 pub mod parts;
 pub mod pause;
+pub mod progress;
 pub mod restore;
 pub mod retention;
 pub mod source;

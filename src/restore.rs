@@ -1,13 +1,14 @@
 //! `restore`: parts back as files (`--to DIR`), or both stores back into the running stack (`stack`).
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 use crate::codec::neo4j_dump::DumpWriter;
 use crate::parts::{CODEC_NEO4J_DUMP, CODEC_RAW, decode_envelope, valid_part_name};
+use crate::progress::Unit;
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository};
@@ -102,16 +103,36 @@ pub(crate) fn write_part(
     part: &Part,
     out: &mut dyn Write,
 ) -> Result<()> {
+    // Counted as the stored stream: its size is known, a re-encoded dump's is not.
+    let task = repo
+        .progress()
+        .task(&part.name, Unit::Bytes, Some(part.stored.size));
+    let task = task.as_ref();
     match part.codec.as_str() {
-        CODEC_RAW => repo.restore_stream(index, &part.stored, &part.name, out)?,
+        CODEC_RAW => repo.restore_stream(index, &part.stored, &part.name, out, task)?,
         CODEC_NEO4J_DUMP => {
             let envelope = decode_envelope(&part.envelope)
                 .context("the dump envelope in the manifest is malformed")?;
             let mut dump = DumpWriter::new(out, &envelope, DUMP_LEVEL)?;
-            repo.restore_stream(index, &part.stored, &part.name, &mut dump)?;
+            repo.restore_stream(index, &part.stored, &part.name, &mut dump, task)?;
             dump.finish()?;
         }
         other => bail!("unknown codec {other:?} (written by a newer rbk?)"),
+    }
+    Ok(())
+}
+
+/// Reads and verifies every byte of the parts, writing nothing: a damaged
+/// snapshot must be found before a stack is stopped and its data replaced.
+pub(crate) fn verify_parts(repo: &Repository, index: &Index, parts: &[Part]) -> Result<()> {
+    for p in parts {
+        let task = repo.progress().task(
+            &format!("verify {}", p.name),
+            Unit::Bytes,
+            Some(p.stored.size),
+        );
+        repo.restore_stream(index, &p.stored, &p.name, &mut io::sink(), task.as_ref())
+            .with_context(|| format!("verifying part {}", p.name))?;
     }
     Ok(())
 }

@@ -83,6 +83,20 @@ fn the_store_depends_on_nothing_above_it() {
     }
 }
 
+/// The progress interface sits below every layer that reports through it
+/// (store, backup, restore), so it may use none of them.
+#[test]
+fn the_progress_interface_is_a_leaf() {
+    let f = src().join("progress.rs");
+    for line in code_lines(&f) {
+        assert!(
+            !line.contains("crate::"),
+            "{}: the progress interface must not use the crate: {line}",
+            rel(&f)
+        );
+    }
+}
+
 #[test]
 fn codecs_and_inputs_never_touch_the_store() {
     let mut files = rust_files(&src().join("codec"));

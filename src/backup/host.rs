@@ -387,7 +387,7 @@ pub fn snapshot_host(
         };
         let reader = CommandReader::spawn(admin, &args)?;
         parts.push(
-            store_reader(&writer, PART_GRAPH, input.origin(), reader, false)
+            store_reader(&writer, PART_GRAPH, input.origin(), reader, None, false)
                 .with_context(|| format!("part {PART_GRAPH}"))?,
         );
         pause.start(Service::Neo4j)?;
@@ -401,6 +401,7 @@ pub fn snapshot_host(
                 PART_POSTGRES,
                 "command:pg_dump".into(),
                 reader,
+                None,
                 true,
             )
             .with_context(|| format!("part {PART_POSTGRES}"))?,
@@ -409,12 +410,14 @@ pub fn snapshot_host(
     if let Some(path) = &host.sqlite_path {
         let file =
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let size = file.metadata().ok().map(|m| m.len());
         parts.push(
             store_reader(
                 &writer,
                 PART_SQLITE,
                 format!("file:{}", path.display()),
                 file,
+                size,
                 true,
             )
             .with_context(|| format!("part {PART_SQLITE}"))?,
@@ -426,12 +429,14 @@ pub fn snapshot_host(
         if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
             let file = std::fs::File::open(&wal)
                 .with_context(|| format!("cannot open {}", wal.display()))?;
+            let size = file.metadata().ok().map(|m| m.len());
             parts.push(
                 store_reader(
                     &writer,
                     PART_SQLITE_WAL,
                     format!("file:{}", wal.display()),
                     file,
+                    size,
                     true,
                 )
                 .with_context(|| format!("part {PART_SQLITE_WAL}"))?,

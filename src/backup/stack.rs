@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{new_snapshot, store_reader};
 use crate::pause::Pause;
+use crate::progress::Unit;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Database, Edition};
 use crate::source::stack::{
@@ -209,6 +210,8 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     let writer = SnapshotWriter::new(repo, index);
     let mut pause = Pause::new(rt.handle().clone(), engine.clone(), stack.project.clone());
     let pause_start = crate::store::time::now_rfc3339();
+    // Stopping can take up to the stop timeout per container: show it is moving.
+    let stopping = repo.progress().task("stop stack", Unit::Items, None);
     pause
         .stop(&stack.rushdb, options.stack.stop_timeout)
         .context("pausing writes")?;
@@ -242,6 +245,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
             Edition::Enterprise => {}
         }
     }
+    drop(stopping);
 
     let volumes: &[StackVolume] = if options.volumes { &stack.volumes } else { &[] };
     if options.volumes {
@@ -259,6 +263,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         (join(graph), join(sql), join(archived))
     });
     // Neo4j first, then RushDB, which connects to it on start.
+    let starting = repo.progress().task("start stack", Unit::Items, None);
     if let Some(c) = &graph_stop {
         pause.start(c).context("starting Neo4j again")?;
     }
@@ -272,6 +277,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         .context("starting RushDB again")?;
     let pause_ms = pause.elapsed_ms();
     drop(pause);
+    drop(starting);
 
     let mut parts = Vec::new();
     let mut failures = Vec::new();
@@ -385,7 +391,7 @@ fn dump_graph(
                 .await
         })
     };
-    let stored = store_reader(writer, PART_GRAPH, origin, stream, false);
+    let stored = store_reader(writer, PART_GRAPH, origin, stream, None, false);
     let produced = rt
         .block_on(producer)
         .map_err(|e| anyhow!("the dump task failed: {e}"))?;
@@ -407,7 +413,7 @@ fn dump_sql(
 ) -> Result<Option<Part>> {
     let (tx, stream) = byte_stream();
     let engine = engine.clone();
-    let (name, origin, producer) = match &stack.sql {
+    let (name, origin, size, producer) = match &stack.sql {
         SqlStore::Postgres { container, target } => {
             let cmd = target.dump_command();
             let origin = format!("docker:{} {}", container.name, cmd.join(" "));
@@ -415,21 +421,28 @@ fn dump_sql(
             (
                 PART_POSTGRES,
                 origin,
+                None,
                 rt.spawn(async move { engine.exec_to_stream(&c, cmd, env, tx).await.map(|_| ()) }),
             )
         }
         SqlStore::Sqlite { path, .. } => {
             let origin = format!("docker:{}:{path}", stack.rushdb.name);
+            // For progress only: the copy is read to its end whatever it says.
+            let size = rt
+                .block_on(engine.file_size(&stack.rushdb, path))
+                .ok()
+                .flatten();
             let (c, p) = (stack.rushdb.clone(), path.clone());
             (
                 PART_SQLITE,
                 origin,
+                size,
                 rt.spawn(async move { engine.download_file(&c, &p, tx).await }),
             )
         }
     };
     // SQL is stored as it is: a plain dump deduplicates, and a SQLite file is not a Neo4j dump.
-    let stored = store_reader(writer, name, origin, stream, true);
+    let stored = store_reader(writer, name, origin, stream, size, true);
     let produced = rt
         .block_on(producer)
         .map_err(|e| anyhow!("the dump task failed: {e}"))?;
@@ -451,17 +464,17 @@ fn sqlite_wal(
         return Ok(None);
     };
     let wal = format!("{path}-wal");
-    match rt.block_on(engine.file_size(&stack.rushdb, &wal))? {
-        Some(size) if size > 0 => {}
+    let size = match rt.block_on(engine.file_size(&stack.rushdb, &wal))? {
+        Some(size) if size > 0 => size,
         _ => return Ok(None),
-    }
+    };
     let (tx, stream) = byte_stream();
     let origin = format!("docker:{}:{wal}", stack.rushdb.name);
     let producer = {
         let (engine, c) = (engine.clone(), stack.rushdb.clone());
         rt.spawn(async move { engine.download_file(&c, &wal, tx).await })
     };
-    let stored = store_reader(writer, PART_SQLITE_WAL, origin, stream, true);
+    let stored = store_reader(writer, PART_SQLITE_WAL, origin, stream, Some(size), true);
     let produced = rt
         .block_on(producer)
         .map_err(|e| anyhow!("the copy task failed: {e}"))?;
@@ -494,7 +507,7 @@ fn archive_volumes(
                     .await
             })
         };
-        let stored = store_reader(writer, &name, origin, stream, true);
+        let stored = store_reader(writer, &name, origin, stream, None, true);
         let produced = rt
             .block_on(producer)
             .map_err(|e| anyhow!("the archiving task failed: {e}"))?;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::password::{PasswordSource, read_password};
+use super::progress::{ProgressMode, reporter};
 use super::settings::Settings;
 use crate::store::Repository;
 use crate::store::backend::LocalBackend;
@@ -31,6 +32,16 @@ pub struct GlobalArgs {
     /// Only errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Progress of long operations on stderr: bars when stderr is a terminal
+    /// (auto), JSON lines (json), or none.
+    #[arg(
+        long,
+        value_enum,
+        env = "RBK_PROGRESS",
+        default_value = "auto",
+        global = true
+    )]
+    pub progress: ProgressMode,
     /// More detail on stderr (repeat for more).
     #[arg(long, short, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -65,6 +76,8 @@ impl GlobalArgs {
     pub fn open(&self) -> Result<Repository> {
         let backend = crate::store::fault::from_env(self.backend()?)?;
         let password = read_password(&self.password_source()?, false)?;
-        Ok(Repository::open(backend, password.as_bytes())?)
+        let mut repo = Repository::open(backend, password.as_bytes())?;
+        repo.set_progress(reporter(self.progress, self.quiet));
+        Ok(repo)
     }
 }

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
-use super::write_part;
+use super::{verify_parts, write_part};
 use crate::backup::host::{HostConfig, HostPause, Service};
 use crate::backup::stack::{PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL};
 use crate::parts::CODEC_NEO4J_DUMP;
@@ -291,12 +291,7 @@ pub fn restore_host(
         }));
     }
     let index = repo.load_index()?;
-    // Every byte now: a damaged snapshot must be found before the stack is stopped and its
-    // current data replaced.
-    for p in &snap.parts {
-        repo.restore_stream(&index, &p.stored, &p.name, &mut io::sink())
-            .with_context(|| format!("verifying part {}", p.name))?;
-    }
+    verify_parts(repo, &index, &snap.parts)?;
     if let Some(pg) = &targets.postgres {
         check_privileges(pg).with_context(|| format!("before restoring {}", pg.part.name))?;
     }

@@ -1,11 +1,9 @@
 //! `rbk restore <id>` into the running stack: preflight, stop, load the graph, restore SQL, start, report.
 
-use std::io;
-
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
-use super::{DUMP_LEVEL, write_part};
+use super::{DUMP_LEVEL, verify_parts, write_part};
 use crate::backup::stack::{
     KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label,
     volume_of_part,
@@ -14,6 +12,7 @@ use crate::codec::neo4j_dump::DumpWriter;
 use crate::codec::tar::{Owner, TarBuilder};
 use crate::parts::{CODEC_NEO4J_DUMP, decode_envelope};
 use crate::pause::Pause;
+use crate::progress::Unit;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Edition, compare_versions};
 use crate::source::stack::{
@@ -150,12 +149,7 @@ fn preflight(
         }
         _ => {}
     }
-    // Read every byte now: a damaged snapshot must be found before the
-    // stack is stopped and its current data replaced.
-    for p in &snap.parts {
-        repo.restore_stream(index, &p.stored, &p.name, &mut io::sink())
-            .with_context(|| format!("verifying part {}", p.name))?;
-    }
+    verify_parts(repo, index, &snap.parts)?;
     Ok(warnings)
 }
 
@@ -177,9 +171,11 @@ pub fn restore_stack(
     rt.block_on(engine.remove_leftovers(&stack.project))?;
 
     let mut pause = Pause::new(rt.handle().clone(), engine.clone(), stack.project.clone());
+    let stopping = repo.progress().task("stop rushdb", Unit::Items, None);
     pause
         .stop(&stack.rushdb, options.stack.stop_timeout)
         .context("stopping RushDB")?;
+    drop(stopping);
     let mut restored = Vec::new();
     let volumes = volume_parts(&snap, &stack)?;
     let owned_by = |c: &ContainerInfo| -> Vec<(&Part, &StackVolume)> {
@@ -200,9 +196,11 @@ pub fn restore_stack(
             // Enterprise too stops the whole container here rather than `STOP DATABASE`: a
             // restore is downtime anyway, it needs no Neo4j credentials, and the one path
             // serves the volumes as well.
+            let stopping = repo.progress().task("stop neo4j", Unit::Items, None);
             pause
                 .stop(container, options.stack.stop_timeout)
                 .context("stopping Neo4j")?;
+            drop(stopping);
             if let Some(graph) = graph {
                 load_graph(
                     &rt,
@@ -284,7 +282,9 @@ pub fn restore_stack(
         restore_volume(&rt, &engine, repo, &index, p, v)?;
         restored.push(p.name.clone());
     }
+    let starting = repo.progress().task("start rushdb", Unit::Items, None);
     pause.start(&stack.rushdb).context("starting RushDB")?;
+    drop(starting);
     let downtime_ms = pause.elapsed_ms();
     Ok(StackRestoreReport {
         snapshot: id.to_hex(),
@@ -374,7 +374,10 @@ fn load_graph(
     };
     let fed = (|| -> Result<()> {
         let mut dump = DumpWriter::new(sink, &envelope, DUMP_LEVEL)?;
-        repo.restore_stream(index, &graph.stored, &graph.name, &mut dump)?;
+        let task = repo
+            .progress()
+            .task(&graph.name, Unit::Bytes, Some(graph.stored.size));
+        repo.restore_stream(index, &graph.stored, &graph.name, &mut dump, task.as_ref())?;
         dump.finish()?.close()?;
         Ok(())
     })();

@@ -15,6 +15,7 @@ use super::manifest::decode_list;
 use super::pack::{PackedBlob, header_of_bytes};
 use super::prune::read_record;
 use super::repo::Repository;
+use crate::progress::Unit;
 
 /// One finding, naming the file it is about.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -99,6 +100,8 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
     let on_disk: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();
     report.packs = on_disk.len();
     report.blobs = index.len();
+    // Known sizes, so that reading every pack can show an ETA.
+    let mut pack_bytes = 0u64;
     for (pack, blobs) in &indexed {
         let name = pack.to_hex();
         if !on_disk.contains(&name) {
@@ -118,7 +121,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
                 FileKind::Pack.path_of(&name),
                 format!("{size} bytes, but the index places blobs up to byte {end} (truncated)"),
             ),
-            Ok(_) => {}
+            Ok(size) => pack_bytes += size,
             Err(e) => report.record(e),
         }
     }
@@ -154,7 +157,11 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
     // Chunks a snapshot needs that the index lacks: confirmed by a second
     // look before they are reported (below).
     let mut unindexed: Vec<(Id, Id, String)> = Vec::new();
+    let task = repo
+        .progress()
+        .task("snapshots", Unit::Items, Some(snapshots.len() as u64));
     for (id, snapshot) in snapshots {
+        task.advance(1);
         report.snapshots += 1;
         let snapshot = match snapshot {
             Ok(s) => s,
@@ -197,6 +204,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
             }
         }
     }
+    drop(task);
 
     for t in backend.temp_files()? {
         report.warnings.push(Problem {
@@ -235,16 +243,22 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
     if read_data {
         let mut names: Vec<&String> = on_disk.iter().collect();
         names.sort();
+        let task = repo
+            .progress()
+            .task("read packs", Unit::Bytes, Some(pack_bytes));
         let results: Vec<(u64, Vec<Problem>)> = names
             .par_iter()
             .map(|name| {
-                read_pack(
+                let read = read_pack(
                     repo,
                     name,
                     Id::from_hex(name).and_then(|id| indexed.get(&id)),
-                )
+                );
+                task.advance(read.0);
+                read
             })
             .collect();
+        drop(task);
         for (bytes, problems) in results {
             report.bytes_read += bytes;
             report.errors.extend(problems);

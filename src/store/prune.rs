@@ -33,6 +33,7 @@ use super::lock::{LockGuard, LockHolder, list_locks};
 use super::pack::{PackBuilder, PackedBlob, read_header};
 use super::repo::Repository;
 use super::time::now_unix;
+use crate::progress::Unit;
 
 pub const DELETION_VERSION: u16 = 1;
 /// Packs per index file that prune writes (a 16 MiB pack of 64 KiB chunks
@@ -233,7 +234,12 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
     }
 
     // Copy the live blobs of the packs to repack into new packs.
-    let (new_packs, written) = repack(repo, &plan.repack)?;
+    let to_read = plan
+        .repack
+        .iter()
+        .map(|(p, _)| plan.sizes.get(p).copied().unwrap_or(0))
+        .sum();
+    let (new_packs, written) = repack(repo, &plan.repack, to_read)?;
     report.packs_written = new_packs.len();
     report.bytes_written = written;
 
@@ -305,8 +311,12 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
         // A pack condemned as in no index may have been indexed since, by a
         // writer that finished before the holders were listed.
         let indexed: HashSet<Id> = new_index.packs().iter().copied().collect();
+        let task = repo
+            .progress()
+            .task("delete packs", Unit::Items, Some(condemned.len() as u64));
         for pack in condemned.iter().filter(|p| !indexed.contains(p)) {
             delete_pack(repo, pack, false, &mut report)?;
+            task.advance(1);
         }
         backend.remove(FileKind::Deletion, &record_id.to_hex())?;
     } else {
@@ -361,7 +371,11 @@ impl State {
         let mut snapshots = HashSet::new();
         let mut used = HashSet::new();
         let mut missing = HashSet::new();
+        let task = repo
+            .progress()
+            .task("snapshots", Unit::Items, Some(manifests.len() as u64));
         for (id, snapshot) in manifests {
+            task.advance(1);
             snapshots.insert(id);
             for blob in repo.referenced_blobs(&[&index], &snapshot)? {
                 if index.contains(&blob) {
@@ -491,7 +505,16 @@ fn live_bytes(live: &[PackedBlob]) -> u64 {
 
 /// Copies live blobs into new packs, verifying each (a damaged blob stops
 /// prune before anything is deleted). Returns the new packs, written and fsynced.
-fn repack(repo: &Repository, packs: &[(Id, Vec<PackedBlob>)]) -> Result<(Vec<IndexedPack>, u64)> {
+/// `to_read` is the packs' total size, for progress.
+fn repack(
+    repo: &Repository,
+    packs: &[(Id, Vec<PackedBlob>)],
+    to_read: u64,
+) -> Result<(Vec<IndexedPack>, u64)> {
+    if packs.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let task = repo.progress().task("repack", Unit::Bytes, Some(to_read));
     let target = repo.config().pack_target as usize;
     let codec = repo.blob_codec();
     let mut builder = PackBuilder::default();
@@ -502,12 +525,14 @@ fn repack(repo: &Repository, packs: &[(Id, Vec<PackedBlob>)]) -> Result<(Vec<Ind
         repo.backend()
             .write_new(FileKind::Pack, &id.to_hex(), &bytes)?;
         bytes_written += bytes.len() as u64;
+        task.added(bytes.len() as u64);
         written.push(IndexedPack { id, blobs });
         Ok(())
     };
     for (pack, live) in packs {
         let name = pack.to_hex();
         let bytes = repo.read_verified(FileKind::Pack, &name)?;
+        task.advance(bytes.len() as u64);
         let copies: Vec<Result<(PackedBlob, Vec<u8>)>> = live
             .par_iter()
             .map(|b| {

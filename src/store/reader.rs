@@ -11,6 +11,7 @@ use super::id::Id;
 use super::index::{BlobLocation, Index};
 use super::manifest::{Snapshot, StoredStream, decode_list};
 use super::repo::Repository;
+use crate::progress::Task;
 
 /// Larger than any sealed blob rbk writes (chunks are at most the config's
 /// bounded maximum, 16 MiB, list blobs about 288 KiB).
@@ -120,13 +121,15 @@ impl Repository {
 
     /// Writes a stored stream to `out` and checks it against its recorded
     /// size and hash. On any error the bytes written so far must be
-    /// discarded by the caller: they are not the stream.
+    /// discarded by the caller: they are not the stream. `task` advances by
+    /// the stream's bytes as they are written.
     pub fn restore_stream(
         &self,
         index: &Index,
         stream: &StoredStream,
         what: &str,
         out: &mut dyn Write,
+        task: &dyn Task,
     ) -> Result<()> {
         let (tx, rx) = sync_channel::<Result<Vec<Vec<u8>>>>(3);
         std::thread::scope(|scope| {
@@ -172,6 +175,7 @@ impl Repository {
                     hasher.update(&chunk);
                     size += chunk.len() as u64;
                     out.write_all(&chunk).map_err(StoreError::Output)?;
+                    task.advance(chunk.len() as u64);
                 }
             }
             if size != stream.size || *hasher.finalize().as_bytes() != stream.hash {

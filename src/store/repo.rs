@@ -15,6 +15,7 @@ use super::keys::{KdfParams, KeyFile, list_keys, new_key_name, resolve_key};
 use super::lock::{HeldLock, LockGuard, LockKind, hostname};
 use super::manifest::{SNAPSHOT_VERSION, Snapshot};
 use super::time::now_unix;
+use crate::progress::{Progress, Silent};
 
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -25,6 +26,9 @@ pub struct Repository {
     /// The locks this process took through this handle, so that a commit
     /// can check they still protect it (`verify_locks`).
     held: Mutex<Vec<Weak<HeldLock>>>,
+    /// Where long operations report how far they are; silent unless the
+    /// caller (the CLI) sets it.
+    progress: Arc<dyn Progress>,
 }
 
 /// Times a listing is retried when a listed file vanished before it was read.
@@ -86,6 +90,7 @@ impl Repository {
             config,
             key_name,
             held: Mutex::new(Vec::new()),
+            progress: Arc::new(Silent),
         })
     }
 
@@ -140,6 +145,7 @@ impl Repository {
                     config,
                     key_name: name.clone(),
                     held: Mutex::new(Vec::new()),
+                    progress: Arc::new(Silent),
                 });
             }
         }
@@ -162,6 +168,15 @@ impl Repository {
 
     pub fn crypto(&self) -> &Crypto {
         &self.crypto
+    }
+
+    /// Reports long operations' progress to `progress` from now on.
+    pub fn set_progress(&mut self, progress: Arc<dyn Progress>) {
+        self.progress = progress;
+    }
+
+    pub fn progress(&self) -> &dyn Progress {
+        self.progress.as_ref()
     }
 
     pub fn config(&self) -> &Config {

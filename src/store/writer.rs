@@ -27,6 +27,7 @@ use super::manifest::{LIST_ENTRIES, Snapshot, SnapshotStats, StoredStream, encod
 use super::pack::{PackBuilder, PackedBlob, read_header};
 use super::readahead;
 use super::repo::Repository;
+use crate::progress::Task;
 
 /// Bytes per segment handed from the reader thread to the sealers.
 const SEGMENT_SIZE: usize = 4 * 1024 * 1024;
@@ -73,6 +74,11 @@ impl<'r> SnapshotWriter<'r> {
         }
     }
 
+    /// Where the parts being stored report their progress.
+    pub fn progress(&self) -> &dyn crate::progress::Progress {
+        self.repo.progress()
+    }
+
     pub fn stats(&self) -> SnapshotStats {
         lock(&self.stats).clone()
     }
@@ -81,8 +87,8 @@ impl<'r> SnapshotWriter<'r> {
     /// then be dropped, not committed); it is never treated as its end.
     /// Several streams may be added at once from different threads (two
     /// dumps running in parallel); they share the packer and deduplicate
-    /// against each other.
-    pub fn add_stream<R: Read + Send>(&self, reader: R) -> Result<StoredStream> {
+    /// against each other. `task` learns the bytes each new blob adds.
+    pub fn add_stream<R: Read + Send>(&self, reader: R, task: &dyn Task) -> Result<StoredStream> {
         let (seg_tx, seg_rx) = sync_channel(2);
         let chunker = self.chunker.clone();
         let (buf_tx, recycle, ahead) = readahead::channel();
@@ -103,13 +109,14 @@ impl<'r> SnapshotWriter<'r> {
                     }
                 }
             });
-            self.consume(seg_rx)
+            self.consume(seg_rx, task)
         })
     }
 
     fn consume(
         &self,
         segments: Receiver<std::io::Result<super::chunker::Segment>>,
+        task: &dyn Task,
     ) -> Result<StoredStream> {
         let mut hasher = blake3::Hasher::new();
         let mut stream = StoredStream::default();
@@ -131,17 +138,18 @@ impl<'r> SnapshotWriter<'r> {
             for (id, len, blob) in sealed {
                 stream.chunks += 1;
                 if let Some(blob) = blob {
+                    task.added(blob.len() as u64);
                     self.push(BlobKind::Data, id, blob)?;
                 }
                 list.push((id, len));
                 if list.len() == LIST_ENTRIES {
-                    stream.lists.push(self.store_list(&list)?);
+                    stream.lists.push(self.store_list(&list, task)?);
                     list.clear();
                 }
             }
         }
         if !list.is_empty() {
-            stream.lists.push(self.store_list(&list)?);
+            stream.lists.push(self.store_list(&list, task)?);
         }
         stream.hash = *hasher.finalize().as_bytes();
         Ok(stream)
@@ -163,10 +171,11 @@ impl<'r> SnapshotWriter<'r> {
         )
     }
 
-    fn store_list(&self, entries: &[(Id, u32)]) -> Result<Id> {
+    fn store_list(&self, entries: &[(Id, u32)], task: &dyn Task) -> Result<Id> {
         let bytes = encode_list(entries);
         let (id, _, blob) = self.seal_if_new(&bytes);
         if let Some(blob) = blob {
+            task.added(blob.len() as u64);
             self.push(BlobKind::List, id, blob)?;
         }
         Ok(id)

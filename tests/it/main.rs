@@ -11,6 +11,7 @@ mod fuzz_seeds;
 mod help;
 mod host;
 mod keys;
+mod progress;
 mod props;
 mod prune;
 mod roundtrip;

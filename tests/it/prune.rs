@@ -247,7 +247,9 @@ fn a_snapshot_running_during_prune_keeps_what_it_deduplicated_against() {
     let repo = env.open();
     let lock = repo.lock(false, "it: snapshot").expect("shared lock");
     let writer = SnapshotWriter::new(&repo, Arc::new(repo.load_index().expect("index")));
-    let stored = writer.add_stream(&a[..]).expect("store a again");
+    let stored = writer
+        .add_stream(&a[..], &rbk::progress::Silent)
+        .expect("store a again");
     assert_eq!(writer.stats().new_chunks, 0, "a must deduplicate fully");
 
     // Meanwhile: forget both earlier snapshots and prune, as another process would.

@@ -180,6 +180,7 @@ pub fn cmd_for(repo: &Path, password: &str, args: &[&str]) -> Command {
         .env_remove("RBK_PASSWORD_FILE")
         .env_remove("RBK_PASSWORD_COMMAND")
         .env_remove("RBK_LOG")
+        .env_remove("RBK_PROGRESS")
         .stdin(Stdio::null());
     c
 }
