@@ -41,7 +41,16 @@ pub mod exit {
 #[command(
     name = "rbk",
     version,
-    about = "Deduplicating, encrypted backups of RushDB stacks (Neo4j + SQL metadata)"
+    about = "Deduplicating, encrypted backups of RushDB stacks (Neo4j + SQL metadata)",
+    after_help = "Examples:
+  rbk init -r /mnt/nas/rbk               # a repository (asks for its password)
+  rbk snapshot                           # the stack: pause writes, dump Neo4j + SQL, resume
+  rbk snapshots                          # what the repository holds
+  rbk restore latest                     # both stores back into the stack, consistently
+  rbk prune --keep-daily 7 --keep-weekly 4   # retention, then reclaim space
+  rbk check --read-data                  # prove every byte is intact
+
+Settings come from ./rbk.toml (or --config), options and RBK_* variables; see `rbk man`."
 )]
 pub struct Cli {
     #[command(flatten)]

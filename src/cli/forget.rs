@@ -15,6 +15,11 @@ use crate::store::prune::{PruneOptions, forget, prune};
 ///   rbk forget 3f9a2c1e
 ///   rbk forget 3f9a2c1e 77b01d4a --prune
 #[derive(Args, Debug)]
+// Verbatim: clap would otherwise join the example lines into one paragraph.
+#[command(
+    verbatim_doc_comment,
+    about = "Remove snapshots by id; their data is reclaimed by the next prune"
+)]
 pub struct ForgetArgs {
     #[arg(required = true, value_name = "SNAPSHOT")]
     pub ids: Vec<String>,

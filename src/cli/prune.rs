@@ -25,6 +25,11 @@ use crate::store::{Id, Repository};
 ///   rbk prune --keep-within 30d --keep-tag release
 ///   rbk prune --reclaim-only          # after `rbk forget`: reclaim space, forget nothing
 #[derive(Args, Debug)]
+// Verbatim: clap would otherwise join the example lines into one paragraph.
+#[command(
+    verbatim_doc_comment,
+    about = "Forget snapshots a retention policy does not keep, then reclaim space"
+)]
 pub struct PruneArgs {
     /// Keep the N newest snapshots.
     #[arg(long, value_name = "N")]

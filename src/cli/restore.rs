@@ -19,6 +19,11 @@ use crate::restore::stack::{StackRestoreOptions, restore_stack};
 ///   rbk restore 3f9a2c1e              # both stores back, the stack running again
 ///   rbk restore latest --to ./out     # neo4j.dump + metadata.sql (or rushdb.db) as files
 #[derive(Args, Debug)]
+// Verbatim: clap would otherwise join the example lines into one paragraph.
+#[command(
+    verbatim_doc_comment,
+    about = "Restore a snapshot into the running stack, or with --to as files"
+)]
 pub struct RestoreArgs {
     /// Snapshot id (any unique prefix) or `latest`.
     pub snapshot: String,

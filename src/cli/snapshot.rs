@@ -25,6 +25,11 @@ use crate::parts::PartInput;
 ///   pg_dump rushdb | rbk snapshot --stdin metadata.sql
 ///   rbk snapshot --command metadata.sql -- pg_dump rushdb
 #[derive(Args, Debug)]
+// Verbatim: clap would otherwise join the example lines into one paragraph.
+#[command(
+    verbatim_doc_comment,
+    about = "Take a snapshot of the running stack, or of the given files and streams"
+)]
 pub struct SnapshotArgs {
     /// A file to store; the part is named after the file.
     #[arg(long = "path", value_name = "FILE")]

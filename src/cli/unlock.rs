@@ -10,7 +10,7 @@ use crate::store::lock::{hostname, list_locks};
 
 /// Remove locks left by rbk processes that are gone.
 ///
-/// Example: rbk unlock            (stale locks only)
+/// Example: rbk unlock            # stale locks only; --all for every lock
 #[derive(Args, Debug)]
 pub struct UnlockArgs {
     /// Remove every lock, including ones that look alive.

@@ -5,6 +5,7 @@ mod concurrent;
 mod crash;
 mod damage;
 mod dedup;
+mod examples;
 mod failing;
 mod faults;
 mod fuzz_seeds;
