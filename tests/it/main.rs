@@ -10,6 +10,7 @@ mod faults;
 mod fuzz_seeds;
 mod help;
 mod host;
+mod json;
 mod keys;
 mod props;
 mod prune;
