@@ -26,7 +26,8 @@ use clap::{Parser, Subcommand};
 use crate::store::StoreError;
 pub use global::GlobalArgs;
 
-/// Exit codes, documented in the README.
+/// Exit codes, documented in the README and docs/JSON.md. Never renumbered: scripts and
+/// systemd units (`SuccessExitStatus=`) hold these numbers.
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
@@ -35,6 +36,15 @@ pub mod exit {
     pub const DAMAGED: u8 = 3;
     pub const LOCKED: u8 = 4;
     pub const WRONG_PASSWORD: u8 = 5;
+    /// Done, with warnings: the command did its job (the snapshot is saved, the restore is
+    /// complete, the check found no damage) but reported something the user should look at.
+    /// Its own code, so that an unattended run can raise it without calling it a failure.
+    pub const WARNINGS: u8 = 6;
+
+    /// OK, or WARNINGS when there are any.
+    pub fn done(warnings: usize) -> u8 {
+        if warnings == 0 { OK } else { WARNINGS }
+    }
 }
 
 #[derive(Parser, Debug)]

@@ -160,8 +160,10 @@ pub fn plan_of(stack: &Stack, last_pause_ms: Option<u64>, volumes: bool) -> Stac
             )
         }
     };
+    let mut warnings = stack.warnings();
     if volumes {
         parts.extend(stack.volumes.iter().map(|v| volume_part(&v.name)));
+        warnings.extend(stack.volumes_left_out.iter().cloned());
     }
     StackPlan {
         project: stack.project.clone(),
@@ -171,7 +173,7 @@ pub fn plan_of(stack: &Stack, last_pause_ms: Option<u64>, volumes: bool) -> Stac
         stops,
         parts,
         last_pause_ms,
-        warnings: stack.warnings(),
+        warnings,
     }
 }
 
@@ -304,6 +306,18 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     let snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
     delay_commit_for_tests();
     let (id, snapshot) = writer.commit(snapshot)?;
+    // Known only now, and in the plan's warnings rather than a log line, so that it reaches
+    // `--json` and the exit code (done, with warnings).
+    let mut plan = plan;
+    if snapshot
+        .parts
+        .iter()
+        .any(|p| p.name == PART_GRAPH && p.codec != crate::parts::CODEC_NEO4J_DUMP)
+    {
+        plan.warnings.push(format!(
+            "{PART_GRAPH}: the output of neo4j-admin was not recognised as a dump; stored as it is"
+        ));
+    }
     Ok(StackOutcome::Saved { id, snapshot, plan })
 }
 
@@ -397,11 +411,6 @@ fn dump_graph(
         .map_err(|e| anyhow!("the dump task failed: {e}"))?;
     let part = stored.with_context(|| format!("part {PART_GRAPH}"))?;
     produced.with_context(|| format!("part {PART_GRAPH}"))?;
-    if part.codec != crate::parts::CODEC_NEO4J_DUMP {
-        tracing::warn!(
-            "{PART_GRAPH}: the output of neo4j-admin was not recognised as a dump; stored as it is"
-        );
-    }
     Ok(Some(part))
 }
 

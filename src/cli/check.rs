@@ -22,8 +22,9 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8> {
     let _lock = repo.lock(false, "check")?;
     let started = std::time::Instant::now();
     let report = check(&repo, args.read_data)?;
+    // Damage outranks warnings: a repository with both is damaged.
     let code = if report.errors.is_empty() {
-        super::exit::OK
+        super::exit::done(report.warnings.len())
     } else {
         super::exit::DAMAGED
     };

@@ -112,7 +112,8 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
             report.downtime_ms as f64 / 1000.0
         );
     }
-    Ok(super::exit::OK)
+    // Restored, but e.g. forced past a different encryption key: done, with warnings.
+    Ok(super::exit::done(report.warnings.len()))
 }
 
 fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Result<u8> {
@@ -120,7 +121,14 @@ fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Resul
         anyhow::bail!("--project names a Compose project; rbk.toml selects host mode");
     }
     let repo = global.open()?;
-    match restore_host(&repo, &args.snapshot, host, args.dry_run)? {
+    let outcome = restore_host(&repo, &args.snapshot, host, args.dry_run)?;
+    // A plan touched nothing, so it is not "done with warnings" (0, its warnings are in the
+    // plan); a restore that is done but warned (no pause command, a part left as it is) is 6.
+    let code = match &outcome {
+        HostRestoreOutcome::Planned(_) => super::exit::OK,
+        HostRestoreOutcome::Restored(report) => super::exit::done(report.warnings.len()),
+    };
+    match outcome {
         HostRestoreOutcome::Planned(plan) if global.json => json(&serde_json::to_value(&plan)?),
         HostRestoreOutcome::Planned(plan) => {
             println!(
@@ -153,5 +161,5 @@ fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Resul
             }
         }
     }
-    Ok(super::exit::OK)
+    Ok(code)
 }

@@ -118,6 +118,9 @@ pub struct Stack {
     pub graph: GraphStore,
     pub sql: SqlStore,
     pub volumes: Vec<StackVolume>,
+    /// Why a volume is not in `volumes` (its archive name is taken): a warning for
+    /// `--volumes`, which would otherwise leave it out silently.
+    pub volumes_left_out: Vec<String>,
 }
 
 impl Stack {
@@ -227,23 +230,25 @@ pub async fn discover(engine: &Engine, cfg: &StackConfig) -> Result<Stack> {
             container: Box::new(container),
         }
     };
-    let volumes = volumes_of(engine, &rushdb, &graph, &sql).await?;
+    let (volumes, volumes_left_out) = volumes_of(engine, &rushdb, &graph, &sql).await?;
     Ok(Stack {
         project,
         rushdb,
         graph,
         sql,
         volumes,
+        volumes_left_out,
     })
 }
 
-/// The named volumes of `rushdb` and Neo4j that are not dumped in another form.
+/// The named volumes of `rushdb` and Neo4j that are not dumped in another form, and a
+/// message for each one left out.
 async fn volumes_of(
     engine: &Engine,
     rushdb: &ContainerInfo,
     graph: &GraphStore,
     sql: &SqlStore,
-) -> Result<Vec<StackVolume>> {
+) -> Result<(Vec<StackVolume>, Vec<String>)> {
     let mut skip: Vec<&str> = Vec::new();
     if let SqlStore::Sqlite { path, .. } = sql
         && let Some(m) = rushdb.mount_for(path)
@@ -261,6 +266,7 @@ async fn volumes_of(
         owners.push(container);
     }
     let mut out: Vec<StackVolume> = Vec::new();
+    let mut left_out = Vec::new();
     for owner in owners {
         for m in owner.mounts.iter().filter(|m| m.kind == "volume") {
             if skip.contains(&m.source.as_str()) || out.iter().any(|v| v.mount.source == m.source) {
@@ -277,10 +283,10 @@ async fn volumes_of(
                 name = m.source.clone();
             }
             if out.iter().any(|v| v.name == name) {
-                tracing::warn!(
+                left_out.push(format!(
                     "volume {} would be archived under the name {name}, which another volume has; left out of --volumes",
                     m.source
-                );
+                ));
                 continue;
             }
             out.push(StackVolume {
@@ -290,5 +296,5 @@ async fn volumes_of(
             });
         }
     }
-    Ok(out)
+    Ok((out, left_out))
 }

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::util::*;
 
 const INPUT: usize = 64 * MIB;
@@ -185,9 +183,10 @@ impl Harness {
             names_in(&self.env.repo.join("index")).len(),
             after.len()
         );
+        // What a kill leaves (below) is a warning, not damage: exit 6 with it, 0 without.
         assert_eq!(
             r.code,
-            EXIT_OK,
+            check_code_for(&v),
             "{point}: check --read-data after the kill:\n{}",
             r.all()
         );
@@ -229,20 +228,6 @@ impl Harness {
 }
 
 /// A write cut short by the kill: reported by check, harmless.
-fn is_leftover_temp(w: &Value) -> bool {
-    w["file"].as_str().is_some_and(|f| f.contains("/.tmp-"))
-        && w["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("temporary file"))
-}
-
-fn is_unreferenced_pack(w: &Value) -> bool {
-    w["file"].as_str().is_some_and(|f| f.starts_with("data/"))
-        && w["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("in no index"))
-}
-
 #[test]
 #[cfg_attr(
     debug_assertions,
@@ -351,7 +336,8 @@ fn sigkill_at_many_points_never_damages_the_repository() {
         r.stdout
     );
     assert!(names_in(&h.env.repo.join("locks")).is_empty());
+    // The killed runs' packs and temporary files stay until a prune: warnings, not damage.
     h.env
-        .assert_check_ok("after the crashes, a new snapshot and unlock");
+        .assert_check_ok_but_litter("after the crashes, a new snapshot and unlock");
     h.verify_known("at the end");
 }

@@ -153,8 +153,12 @@ fn run_matrix(op: &str) -> usize {
                 }
                 if r.code != EXIT_OK {
                     failures_seen += 1;
+                    // `check` may also finish with a warning (6) about a file it could not
+                    // read that is not damage (a lock).
                     assert!(
-                        r.code == 1 || r.code == EXIT_DAMAGED,
+                        r.code == EXIT_FAILED
+                            || r.code == EXIT_DAMAGED
+                            || (op == "check" && r.code == EXIT_WARNINGS),
                         "{context}: exit {} (a panic is 101, a signal -1):\n{}",
                         r.code,
                         r.all()
@@ -162,7 +166,8 @@ fn run_matrix(op: &str) -> usize {
                     // `check` reports what it could not read in its findings (stdout);
                     // everything else fails with one message on stderr.
                     let said = r.stderr.contains("rbk: error:")
-                        || (op == "check" && r.stdout.contains("error: "));
+                        || (op == "check"
+                            && (r.stdout.contains("error: ") || r.stdout.contains("warning: ")));
                     assert!(
                         said && r.all().contains(message),
                         "{context}: the error does not say what failed:\n{}",
@@ -170,8 +175,9 @@ fn run_matrix(op: &str) -> usize {
                     );
                     assert!(!r.stderr.contains("panicked"), "{context}:\n{}", r.all());
                 }
-                // Whatever happened, nothing reported saved is lost.
-                env.assert_check_ok(&context);
+                // Whatever happened, nothing reported saved is lost; a write cut short may
+                // leave a temporary file or a pack in no index, which check warns about.
+                env.assert_check_ok_but_litter(&context);
                 let listed = env.snapshot_files();
                 for (id, (part, data)) in &t.saved {
                     if listed.contains(id) {

@@ -125,3 +125,85 @@ fn shipped_schedule_files_use_commands_rbk_accepts() {
     }
     assert!(checked >= 4, "found only {checked} rbk command lines");
 }
+
+/// Exit 6 (done, with warnings) must not stop the nightly prune: `rbk.service` counts it as
+/// success, and the crontab line, run by `sh` with a stand-in `rbk` that exits with each code
+/// in turn, prunes after 0 and 6 only.
+#[test]
+fn shipped_schedules_prune_after_a_snapshot_with_warnings_and_not_after_a_failure() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schedule");
+    let service = std::fs::read_to_string(dir.join("rbk.service")).expect("rbk.service");
+    assert!(
+        service.lines().any(|l| l
+            .strip_prefix("SuccessExitStatus=")
+            .is_some_and(|codes| codes.split_whitespace().any(|c| c == "6"))),
+        "rbk.service must count exit 6 as success:\n{service}"
+    );
+
+    let crontab = std::fs::read_to_string(dir.join("crontab")).expect("crontab");
+    let jobs: Vec<&str> = crontab
+        .lines()
+        .map(str::trim)
+        // Not comments, not `MAILTO=root`: a job starts with its schedule.
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.split_whitespace().next().is_some_and(|w| w.contains('=')))
+        .collect();
+    assert_eq!(jobs.len(), 1, "one cron job: {jobs:?}");
+    // The command is what follows the five time fields.
+    let command = jobs[0]
+        .splitn(6, ' ')
+        .nth(5)
+        .expect("a command after the schedule");
+    let env = Env::empty();
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    let log = env.path("calls");
+    let fake = bin.join("rbk");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\n[ \"$1\" = snapshot ] && exit \"$SNAPSHOT_EXIT\"\nexit 0\n",
+            log.display()
+        ),
+    )
+    .expect("write the stand-in");
+    let mut perms = std::fs::metadata(&fake).expect("stat").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&fake, perms).expect("chmod");
+    let command = command.replace("cd /etc/rbk", &format!("cd '{}'", env.tmp.path().display()));
+    assert_ne!(command, jobs[0], "the job changes into /etc/rbk first");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (code, prunes) in [
+        (EXIT_OK, true),
+        (EXIT_WARNINGS, true),
+        (EXIT_FAILED, false),
+        (EXIT_DAMAGED, false),
+        (EXIT_LOCKED, false),
+        (EXIT_WRONG_PASSWORD, false),
+    ] {
+        let _ = std::fs::remove_file(&log);
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .env("PATH", &path)
+            .env("SNAPSHOT_EXIT", code.to_string())
+            .output()
+            .expect("sh");
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        let want = if prunes {
+            "snapshot\nprune\n"
+        } else {
+            "snapshot\n"
+        };
+        assert_eq!(
+            calls,
+            want,
+            "snapshot exit {code}: the commands the cron job ran ({})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

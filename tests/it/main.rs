@@ -11,6 +11,7 @@ mod faults;
 mod fuzz_seeds;
 mod help;
 mod host;
+mod json;
 mod keys;
 mod progress;
 mod props;

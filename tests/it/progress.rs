@@ -4,6 +4,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::json::{Rules, assert_shape};
 use crate::util::{BIN, Env, PASSWORD, random_bytes, u64_of};
 
 /// What a drawn bar leaves in a byte stream: carriage returns, escape

@@ -479,7 +479,8 @@ fn prune_survives_sigkill_at_every_write_and_delete() {
         assert_eq!(r.code, -1, "not killed at mutation {n}:\n{}", r.all());
         crashed += 1;
         let context = format!("after SIGKILL at mutation {n}");
-        env.assert_check_ok(&context);
+        // A pack the killed repack wrote before its index, or a temporary file: warnings.
+        env.assert_check_ok_but_litter(&context);
         let listed: BTreeSet<String> = env.snapshot_files().into_iter().collect();
         assert!(
             kept.is_subset(&listed),

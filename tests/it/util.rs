@@ -21,9 +21,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_rbk");
 
 /// Exit codes the README documents; the tests hold the binary to them.
 pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_DAMAGED: i32 = 3;
 pub const EXIT_LOCKED: i32 = 4;
 pub const EXIT_WRONG_PASSWORD: i32 = 5;
+pub const EXIT_WARNINGS: i32 = 6;
 
 pub const MIB: usize = 1024 * 1024;
 
@@ -144,13 +147,13 @@ impl Env {
         (r, v)
     }
 
-    /// `check --read-data` must pass: exit 0, no errors (warnings are allowed).
+    /// `check --read-data` must pass clean: exit 0, no errors, no warnings.
     pub fn assert_check_ok(&self, context: &str) {
         let (r, v) = self.check(true);
         assert_eq!(
             r.code,
             EXIT_OK,
-            "{context}: check --read-data failed:\n{}",
+            "{context}: check --read-data failed or warned:\n{}",
             r.all()
         );
         assert_eq!(v["ok"], Value::Bool(true), "{context}: {v}");
@@ -159,6 +162,38 @@ impl Env {
             Some(0),
             "{context}: {v}"
         );
+        assert_eq!(
+            v["warnings"].as_array().map(Vec::len),
+            Some(0),
+            "{context}: {v}"
+        );
+    }
+
+    /// `check --read-data` after an interrupted or failed write: no errors, and warnings only
+    /// for what an interrupted write leaves (a pack in no index, a temporary file), with the
+    /// exit code saying which (6 with such warnings, 0 without). The report.
+    pub fn assert_check_ok_but_litter(&self, context: &str) -> Value {
+        let (r, v) = self.check(true);
+        assert_eq!(v["ok"], Value::Bool(true), "{context}: {v}");
+        assert_eq!(
+            v["errors"].as_array().map(Vec::len),
+            Some(0),
+            "{context}: {v}"
+        );
+        let warnings = v["warnings"].as_array().expect("warnings array");
+        for w in warnings {
+            assert!(
+                is_unreferenced_pack(w) || is_leftover_temp(w),
+                "{context}: unexpected warning {w}"
+            );
+        }
+        assert_eq!(
+            r.code,
+            check_code_for(&v),
+            "{context}: check --read-data exit code:\n{}",
+            r.all()
+        );
+        v
     }
 
     /// Opens the repository through the library.
@@ -234,6 +269,64 @@ pub fn init_repo_lib(path: &Path) -> Repository {
         &options,
     )
     .expect("init")
+}
+
+/// The exit code `rbk check` owes its JSON report: 3 with errors, 6 with warnings only, 0
+/// for a clean repository.
+pub fn check_code_for(v: &Value) -> i32 {
+    let count = |key: &str| {
+        v[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key} array in {v}"))
+            .len()
+    };
+    if count("errors") > 0 {
+        EXIT_DAMAGED
+    } else if count("warnings") > 0 {
+        EXIT_WARNINGS
+    } else {
+        EXIT_OK
+    }
+}
+
+/// A check warning about a temporary file (a write that was cut short).
+pub fn is_leftover_temp(w: &Value) -> bool {
+    w["file"].as_str().is_some_and(|f| f.contains("/.tmp-"))
+        && w["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("temporary file"))
+}
+
+/// A check warning about a pack in no index (left by an interrupted snapshot or prune).
+pub fn is_unreferenced_pack(w: &Value) -> bool {
+    w["file"].as_str().is_some_and(|f| f.starts_with("data/"))
+        && w["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("in no index"))
+}
+
+/// A command that reports warnings (a stack snapshot or restore) finished its job: exit 6
+/// exactly when it warned, 0 when it did not. Warnings are the `warnings` array of its JSON
+/// report, or `warning:` lines of its text. Anything else fails the test.
+pub fn assert_done(r: &Run, what: &str) {
+    assert!(
+        r.code == EXIT_OK || r.code == EXIT_WARNINGS,
+        "{what} failed:\n{}",
+        r.all()
+    );
+    let warned = match serde_json::from_str::<Value>(r.stdout.trim()) {
+        Ok(v) if v.get("warnings").is_some() => {
+            v["warnings"].as_array().is_some_and(|w| !w.is_empty())
+        }
+        _ => r.all().contains("warning: "),
+    };
+    let expected = if warned { EXIT_WARNINGS } else { EXIT_OK };
+    assert_eq!(
+        r.code,
+        expected,
+        "{what}: exit 6 exactly when it warned:\n{}",
+        r.all()
+    );
 }
 
 /// Id as hex from a JSON report.

@@ -89,7 +89,7 @@ fn stack_enterprise_stops_only_the_database_and_restores() {
     let rushdb_started = stack.started_at(&["rushdb"]);
     let store_before = stack.store_files();
     assert_eq!(database_log(&stack), Vec::<String>::new());
-    let run = rbk_ok(&env, &["-v", "--json", "snapshot"]);
+    let run = rbk_done(&env, &["-v", "--json", "snapshot"]);
     assert!(
         !run.all().contains(SECRET),
         "the neo4j password leaked into rbk's output:\n{}",
@@ -143,7 +143,7 @@ fn stack_enterprise_stops_only_the_database_and_restores() {
     stack.psql("update projects set token = 'rotated' where name = 'alpha'");
     assert_ne!(stack.graph_records(), graph_a);
     stack.settle();
-    let report = rbk_ok(&env, &["--json", "restore", &id1]).json();
+    let report = rbk_done(&env, &["--json", "restore", &id1]).json();
     assert_eq!(
         report["restored"],
         serde_json::json!([GRAPH, PG]),
@@ -221,7 +221,8 @@ fn stack_enterprise_stop_database_failing_commits_nothing() {
     assert_database_online(&stack, "after the failed STOP");
     stack.settle();
     let (c, v) = env.check(false);
-    assert_eq!(c.code, EXIT_OK, "rbk check:\n{}", c.all());
+    // A pack the failed run left in no index is a warning (6), not damage.
+    assert_eq!(c.code, check_code_for(&v), "rbk check:\n{}", c.all());
     assert_eq!(v["errors"], serde_json::json!([]), "{v}");
 
     stack.clear_knobs();

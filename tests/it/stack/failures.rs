@@ -42,7 +42,13 @@ impl Before {
         }
         stack.settle();
         let (r, v) = env.check(false);
-        assert_eq!(r.code, EXIT_OK, "{what}: rbk check:\n{}", r.all());
+        // A pack the failed run left in no index is a warning (6), not damage.
+        assert_eq!(
+            r.code,
+            check_code_for(&v),
+            "{what}: rbk check:\n{}",
+            r.all()
+        );
         assert_eq!(v["errors"], serde_json::json!([]), "{what}: {v}");
     }
 }
@@ -224,7 +230,13 @@ fn stack_snapshot_interrupted_after_the_restart_exits_at_once() {
         assert_eq!(stack.oneoffs(), Vec::<String>::new(), "{name}: one-offs");
         stack.wait_running(&["rushdb", "neo4j", "postgres"]);
         let (r, v) = env.check(false);
-        assert_eq!(r.code, EXIT_OK, "{name}: rbk check:\n{}", r.all());
+        // Packs the interrupted run wrote before its commit are warnings (6), not damage.
+        assert_eq!(
+            r.code,
+            check_code_for(&v),
+            "{name}: rbk check:\n{}",
+            r.all()
+        );
         assert_eq!(v["errors"], serde_json::json!([]), "{name}: {v}");
     }
     // The knob unset: the same stack snapshots as usual.
@@ -288,7 +300,8 @@ fn stack_snapshot_with_a_container_that_will_not_stop() {
     docker(&["pause", &stack.rushdb()]);
     let before = Before::take(&env, &stack);
     let r = rbk(&env, &["--json", "--config", config, "snapshot"]);
-    if r.code == EXIT_OK {
+    if r.code == EXIT_OK || r.code == EXIT_WARNINGS {
+        assert_done(&r, "the snapshot of a paused rushdb");
         println!("a paused rushdb: the engine stopped it; snapshot saved");
         assert_eq!(list(&env).len(), before.listed.len() + 1);
         stack.wait_running(&["rushdb", "neo4j"]);

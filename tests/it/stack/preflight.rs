@@ -106,7 +106,11 @@ fn stack_preflight_refuses_before_touching_anything() {
     );
 
     let rushdb_before = stack.started_at(&["rushdb"]);
-    let r = rbk_ok(&env, &["--json", "restore", &id1, "--force"]);
+    let r = rbk_done(&env, &["--json", "restore", &id1, "--force"]);
+    assert_eq!(
+        r.code, EXIT_WARNINGS,
+        "a forced restore is done, with warnings"
+    );
     let report = r.json();
     assert_eq!(
         report["restored"],

@@ -164,7 +164,7 @@ fn stack_round_trip_postgres() {
 
     // ---- restore the first state into the running stack
     let before_restore = stack.psql("select now()").trim().to_string();
-    let r = rbk_ok(&env, &["--json", "restore", &id1[..12]]);
+    let r = rbk_done(&env, &["--json", "restore", &id1[..12]]);
     let report = r.json();
     assert_eq!(report["snapshot"], id1.as_str(), "{report}");
     assert_eq!(report["project"], stack.project.as_str(), "{report}");
@@ -280,7 +280,7 @@ fn stack_round_trip_sqlite() {
     stack.settle();
 
     // ---- restore
-    let r = rbk_ok(&env, &["--json", "restore", &id1]);
+    let r = rbk_done(&env, &["--json", "restore", &id1]);
     assert_eq!(
         r.json()["restored"],
         serde_json::json!([GRAPH, SQLITE]),

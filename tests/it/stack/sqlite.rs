@@ -61,7 +61,7 @@ fn stack_sqlite_wal_is_kept_and_stale_wal_is_not_replayed() {
 
     // 3. Restoring s0 puts back its rows: the stale WAL is not replayed into it (SQLite
     // would, were it left beside the file), and the file keeps its owner.
-    rbk_ok(&env, &["restore", &id0]);
+    rbk_done(&env, &["restore", &id0]);
     stack.wait_running(&["rushdb", "neo4j"]);
     assert_eq!(
         stack.sqlite(PROJECTS),
@@ -114,10 +114,10 @@ fn stack_sqlite_wal_is_kept_and_stale_wal_is_not_replayed() {
 
     // 5. Back to s0, then to s1: the WAL row comes back with its snapshot.
     stack.wait_running(&["rushdb"]);
-    rbk_ok(&env, &["restore", &id0]);
+    rbk_done(&env, &["restore", &id0]);
     stack.wait_running(&["rushdb", "neo4j"]);
     assert_eq!(stack.sqlite(PROJECTS), projects_0);
-    rbk_ok(&env, &["restore", &id1]);
+    rbk_done(&env, &["restore", &id1]);
     stack.wait_running(&["rushdb", "neo4j"]);
     assert_eq!(stack.sqlite(PROJECTS), projects_1);
 }

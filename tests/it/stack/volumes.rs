@@ -100,7 +100,7 @@ fn stack_volumes_round_trip() {
     stack.psql("update projects set token = 'rotated'");
     stack.settle();
     let rushdb_started = stack.started_at(&["rushdb"]);
-    let report = rbk_ok(&env, &["--json", "restore", &id1]).json();
+    let report = rbk_done(&env, &["--json", "restore", &id1]).json();
     assert_eq!(
         report["restored"],
         serde_json::json!([GRAPH, LOGS, PG, UPLOADS]),
