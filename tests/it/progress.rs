@@ -108,11 +108,20 @@ fn bars_are_drawn_on_a_terminal_and_quiet_hides_them() {
 }
 
 /// `--progress json`: each stderr line one event; a task's end adds up to the report.
+/// Each has the shape docs/JSON.md documents.
 fn events(stderr: &str) -> Vec<Value> {
-    stderr
+    let events: Vec<Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
-        .collect()
+        .collect();
+    let rules = Rules {
+        nullable: &["total"],
+        maps: &[],
+    };
+    for e in &events {
+        assert_shape(e, "progress-event", rules);
+    }
+    events
 }
 
 fn end_of<'a>(events: &'a [Value], label: &str) -> &'a Value {
