@@ -188,7 +188,8 @@ fn candidates(repo: &Repository, fields: &[GroupField]) -> Result<Vec<Candidate>
             .iter()
             .find(|(k, _)| k == label::PROJECT)
             .map(|(_, v)| v.as_str())
-            .unwrap_or("");
+            // Snapshots of files and streams belong to no stack.
+            .unwrap_or("(none)");
         let group: Vec<String> = fields
             .iter()
             .map(|f| match f {
@@ -260,13 +261,18 @@ fn print_outcome(
             decisions.len() - forgotten
         );
     }
+    // A dry run writes no pack, so it cannot say how many the copies would fill.
+    let into = if report.dry_run {
+        String::new()
+    } else {
+        format!(" into {} new", report.packs_written)
+    };
     println!(
-        "space: {} pack(s) {would}deleted ({}), {} of them {would}repacked first ({} copied into {} new); {} net {would}freed; {} unused left within --max-unused",
+        "space: {} pack(s) {would}deleted ({}), {} of them {would}repacked first ({} copied{into}); {} net {would}freed; {} unused left within --max-unused",
         report.packs_deleted,
         bytes(report.bytes_freed),
         report.packs_repacked,
         bytes(report.bytes_repacked),
-        report.packs_written,
         bytes(report.bytes_freed.saturating_sub(report.bytes_written)),
         bytes(report.unused_bytes_kept),
     );
