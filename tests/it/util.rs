@@ -308,6 +308,16 @@ pub fn is_unreferenced_pack(w: &Value) -> bool {
 /// A command that reports warnings (a stack snapshot or restore) finished its job: exit 6
 /// exactly when it warned, 0 when it did not. Warnings are the `warnings` array of its JSON
 /// report, or `warning:` lines of its text. Anything else fails the test.
+/// A run that must not have done its job: neither 0 nor 6 (done, with warnings).
+pub fn assert_not_done(r: &Run, what: &str) {
+    assert!(
+        r.code != EXIT_OK && r.code != EXIT_WARNINGS,
+        "{what}: expected a failure, got exit {}:\n{}",
+        r.code,
+        r.all()
+    );
+}
+
 pub fn assert_done(r: &Run, what: &str) {
     assert!(
         r.code == EXIT_OK || r.code == EXIT_WARNINGS,

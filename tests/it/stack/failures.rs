@@ -72,7 +72,7 @@ fn stack_snapshot_with_a_dump_failing_halfway_commits_nothing() {
     let before = Before::take(&env, &stack);
 
     let r = rbk(&env, &["snapshot"]);
-    assert_ne!(r.code, EXIT_OK, "the snapshot must fail:\n{}", r.all());
+    assert_not_done(&r, "the snapshot must fail");
     assert_ne!(r.code, -1, "rbk died by a signal:\n{}", r.all());
     for needle in [
         GRAPH,
@@ -380,7 +380,7 @@ fn stack_snapshot_with_a_container_that_will_not_stop() {
     let r = wait_with_guard(child, RBK_GUARD, "rbk snapshot");
     drop(events);
     println!("the stop call failing:\n{}", r.stderr.trim());
-    assert_ne!(r.code, EXIT_OK, "rbk must fail:\n{}", r.all());
+    assert_not_done(&r, "rbk must fail");
     assert_contains(&r.stderr, &stack.neo4j(), "the error names the container");
     assert_contains(&r.stderr, "stopping", "the error says what failed");
     // rbk also says it could not start the vanished container again.

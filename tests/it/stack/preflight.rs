@@ -46,7 +46,7 @@ fn stack_preflight_refuses_before_touching_anything() {
     // ---- no such stack
     let missing = format!("rbkit_missing_{}", std::process::id());
     let r = rbk(&env, &["snapshot", "--project", &missing]);
-    assert_ne!(r.code, EXIT_OK, "{}", r.all());
+    assert_not_done(&r, "a snapshot of a missing project");
     assert_contains(&r.stderr, &missing, "the error names the project");
     assert_contains(
         &r.stderr,
@@ -60,7 +60,7 @@ fn stack_preflight_refuses_before_touching_anything() {
         format!("[stack]\nrushdb_service = \"{missing}\"\n").as_bytes(),
     );
     let r = rbk(&env, &["--config", config.to_str().unwrap(), "snapshot"]);
-    assert_ne!(r.code, EXIT_OK, "{}", r.all());
+    assert_not_done(&r, "a snapshot with a missing rushdb service");
     assert_contains(
         &r.stderr,
         &format!("no container with the label com.docker.compose.service={missing}"),
@@ -75,7 +75,7 @@ fn stack_preflight_refuses_before_touching_anything() {
     let plan = rbk_ok(&env, &["--json", "snapshot", "--dry-run"]).json();
     assert_eq!(plan["last_pause_ms"], s1["pause_ms"], "{plan}");
     let r = rbk(&env, &["restore", &id1, "--project", &missing]);
-    assert_ne!(r.code, EXIT_OK, "{}", r.all());
+    assert_not_done(&r, "a restore into a missing project");
     assert_contains(&r.stderr, &missing, "restore names the missing project");
 
     // ---- RushDB recreated with another key
@@ -91,12 +91,7 @@ fn stack_preflight_refuses_before_touching_anything() {
     stack.settle();
     let untouched = stack.started_at(&ALL);
     let r = rbk(&env, &["restore", &id1]);
-    assert_ne!(
-        r.code,
-        EXIT_OK,
-        "a restore with another key is refused:\n{}",
-        r.all()
-    );
+    assert_not_done(&r, "a restore with another key is refused");
     assert_contains(&r.stderr, KEY_VAR, "the refusal names the key");
     assert_contains(&r.stderr, "--force", "the refusal says how to override");
     assert_eq!(
