@@ -140,7 +140,28 @@ fn stack_round_trip_postgres() {
     assert_ne!(stack.graph_records(), graph_a);
     stack.settle();
 
-    let s2 = stack_snapshot(&env, &[]);
+    let r = rbk_done(&env, &["--json", "--progress", "json", "snapshot"]);
+    let s2 = r.json();
+    let events = progress_events(&r.stderr);
+    // The dumps run in parallel, so their tasks start in either order.
+    let mut labels = task_labels(&events);
+    assert_eq!(labels.len(), 4, "{events:?}");
+    labels[1..3].sort();
+    let mut parts = [GRAPH, PG];
+    parts.sort();
+    assert_eq!(
+        labels,
+        ["stop stack", parts[0], parts[1], "start stack"],
+        "{events:?}"
+    );
+    for p in s2["parts"].as_array().expect("parts") {
+        let name = p["name"].as_str().expect("part name");
+        assert_eq!(
+            task_end(&events, name)["done"],
+            p["source_size"],
+            "progress counts {name}'s bytes as read from the dump"
+        );
+    }
     let (read2, added2) = (u64_of(&s2, "bytes_read"), u64_of(&s2, "bytes_added"));
     let (chunks2, new2) = (u64_of(&s2, "chunks"), u64_of(&s2, "new_chunks"));
     println!(
@@ -164,8 +185,26 @@ fn stack_round_trip_postgres() {
 
     // ---- restore the first state into the running stack
     let before_restore = stack.psql("select now()").trim().to_string();
-    let r = rbk_done(&env, &["--json", "restore", &id1[..12]]);
+    let r = rbk_done(
+        &env,
+        &["--json", "--progress", "json", "restore", &id1[..12]],
+    );
     let report = r.json();
+    // Every byte is verified before the stack is touched, then each part is loaded.
+    let events = progress_events(&r.stderr);
+    assert_eq!(
+        task_labels(&events),
+        [
+            &format!("verify {GRAPH}"),
+            &format!("verify {PG}"),
+            "stop rushdb",
+            "stop neo4j",
+            GRAPH,
+            PG,
+            "start rushdb"
+        ],
+        "{events:?}"
+    );
     assert_eq!(report["snapshot"], id1.as_str(), "{report}");
     assert_eq!(report["project"], stack.project.as_str(), "{report}");
     assert_eq!(
@@ -308,4 +347,29 @@ fn stack_round_trip_sqlite() {
         "round trip (sqlite): whole test {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The JSON progress lines among a run's stderr (warnings are lines of their own).
+fn progress_events(stderr: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Task labels in the order the tasks started.
+fn task_labels(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "start")
+        .map(|e| e["label"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn task_end<'a>(events: &'a [Value], label: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["type"] == "end" && e["label"] == label)
+        .unwrap_or_else(|| panic!("no end of task {label}: {events:?}"))
 }
