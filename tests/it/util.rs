@@ -238,8 +238,18 @@ pub fn wait_with_guard(mut child: Child, limit: Duration, what: &str) -> Run {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}: deadlock?");
+            // What it said before it stuck is where to start looking.
+            let said = child
+                .wait_with_output()
+                .map(|o| {
+                    format!(
+                        "{}\n{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    )
+                })
+                .unwrap_or_default();
+            panic!("{what} did not finish within {limit:?}: deadlock? Its output:\n{said}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

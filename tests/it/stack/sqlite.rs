@@ -48,7 +48,8 @@ fn stack_sqlite_wal_is_kept_and_stale_wal_is_not_replayed() {
     );
 
     // 2. A killed writer leaves a WAL that deletes every project; the file gets another owner.
-    stack.wait_running(&["rushdb"]);
+    // Settled first: the restore below stops rushdb, which ignores SIGTERM until it is up.
+    stack.settle();
     commit_and_hold(&stack, "delete from projects");
     wait_for("the delete", || stack.sqlite(PROJECTS).trim().is_empty());
     docker(&[
@@ -62,7 +63,7 @@ fn stack_sqlite_wal_is_kept_and_stale_wal_is_not_replayed() {
     // 3. Restoring s0 puts back its rows: the stale WAL is not replayed into it (SQLite
     // would, were it left beside the file), and the file keeps its owner.
     rbk_done(&env, &["restore", &id0]);
-    stack.wait_running(&["rushdb", "neo4j"]);
+    stack.settle();
     assert_eq!(
         stack.sqlite(PROJECTS),
         projects_0,
@@ -113,9 +114,9 @@ fn stack_sqlite_wal_is_kept_and_stale_wal_is_not_replayed() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), projects_1);
 
     // 5. Back to s0, then to s1: the WAL row comes back with its snapshot.
-    stack.wait_running(&["rushdb"]);
+    stack.settle();
     rbk_done(&env, &["restore", &id0]);
-    stack.wait_running(&["rushdb", "neo4j"]);
+    stack.settle();
     assert_eq!(stack.sqlite(PROJECTS), projects_0);
     rbk_done(&env, &["restore", &id1]);
     stack.wait_running(&["rushdb", "neo4j"]);
