@@ -5,13 +5,14 @@
 //! redrawn lines. `--progress json` is for programs that drive rbk: one
 //! JSON object per line on stderr, stdout keeping the one `--json` result.
 
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 
 use crate::progress::{Progress, Silent, Task, Unit};
 
@@ -51,16 +52,14 @@ impl Progress for Bars {
             Some(t) => ProgressBar::new(t),
             None => ProgressBar::no_length(),
         };
-        bar.set_style(style(unit, total.is_some()));
+        let added = Arc::new(AtomicU64::new(0));
+        bar.set_style(style(unit, total.is_some(), added.clone()));
         bar.set_prefix(label.to_string());
         let bar = BARS.get_or_init(MultiProgress::new).add(bar);
         // Ticks while nothing moves too (a dump that has not started
         // writing yet), so that a stalled run still looks alive and timed.
         bar.enable_steady_tick(Duration::from_millis(250));
-        Box::new(BarTask {
-            bar,
-            added: AtomicU64::new(0),
-        })
+        Box::new(BarTask { bar, added })
     }
 }
 
@@ -69,26 +68,34 @@ fn template(unit: Unit, known: bool) -> &'static str {
     // to the terminal's width.
     match (unit, known) {
         (Unit::Bytes, true) => {
-            "{prefix:>12} [{bar:24}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}"
+            "{prefix:>12} [{bar:24}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {added}"
         }
         (Unit::Bytes, false) => {
-            "{prefix:>12} {spinner} {bytes} {binary_bytes_per_sec} {elapsed} {msg}"
+            "{prefix:>12} {spinner} {bytes} {binary_bytes_per_sec} {elapsed} {added}"
         }
-        (Unit::Items, true) => "{prefix:>12} [{bar:24}] {pos}/{len} {elapsed} {msg}",
-        (Unit::Items, false) => "{prefix:>12} {spinner} {pos} {elapsed} {msg}",
+        (Unit::Items, true) => "{prefix:>12} [{bar:24}] {pos}/{len} {elapsed}",
+        (Unit::Items, false) => "{prefix:>12} {spinner} {pos} {elapsed}",
     }
 }
 
-fn style(unit: Unit, known: bool) -> ProgressStyle {
+/// `added` is read when the bar is drawn (at most 20 times a second), so
+/// that counting a stored chunk stays one atomic add on the snapshot path.
+fn style(unit: Unit, known: bool, added: Arc<AtomicU64>) -> ProgressStyle {
     // The templates are constants, each parsed by a unit test.
     ProgressStyle::with_template(template(unit, known))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("added", move |_: &ProgressState, w: &mut dyn fmt::Write| {
+            let n = added.load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = write!(w, "added {}", HumanBytes(n));
+            }
+        })
         .progress_chars("=> ")
 }
 
 struct BarTask {
     bar: ProgressBar,
-    added: AtomicU64,
+    added: Arc<AtomicU64>,
 }
 
 impl Task for BarTask {
@@ -97,8 +104,7 @@ impl Task for BarTask {
     }
 
     fn added(&self, n: u64) {
-        let total = self.added.fetch_add(n, Ordering::Relaxed) + n;
-        self.bar.set_message(format!("added {}", HumanBytes(total)));
+        self.added.fetch_add(n, Ordering::Relaxed);
     }
 }
 

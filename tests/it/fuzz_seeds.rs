@@ -14,7 +14,7 @@ use rbk::store::index::{INDEX_VERSION, IndexFile};
 use rbk::store::keys::KeyFile;
 use rbk::store::lock::{LOCK_VERSION, LockInfo, list_locks};
 use rbk::store::manifest::{SNAPSHOT_VERSION, Snapshot, decode_list};
-use rbk::store::prune::{DELETION_VERSION, DeletionRecord};
+use rbk::store::prune::DELETION_VERSION;
 
 use crate::util::*;
 
@@ -29,6 +29,21 @@ fn tagged(which: u8, plain: &[u8]) -> Vec<u8> {
     let mut v = vec![which];
     v.extend_from_slice(plain);
     v
+}
+
+/// A structured file's plaintext as `decode_files` seed `tag`: encoded as rbk writes it,
+/// proved to decode again, and written under `name`.
+fn structured_seed<T: serde::Serialize + serde::de::DeserializeOwned>(
+    out: &Path,
+    name: &str,
+    tag: u8,
+    version: u16,
+    value: &T,
+) {
+    let plain = encode_plain(version, value);
+    decode_plain::<T>("seed", version, &plain)
+        .unwrap_or_else(|e| panic!("{name} does not round-trip: {e}"));
+    write_seed(out, "decode_files", name, &tagged(tag, &plain));
 }
 
 #[test]
@@ -62,9 +77,7 @@ fn fuzz_seed_corpora_come_from_real_files() {
         &backend.read(FileKind::Config, "").expect("config"),
     )
     .expect("open config");
-    let plain = encode_plain(CONFIG_VERSION, &config);
-    decode_plain::<Config>("seed", CONFIG_VERSION, &plain).expect("config round trip");
-    write_seed(&out, "decode_files", "config", &tagged(0, &plain));
+    structured_seed(&out, "config", 0, CONFIG_VERSION, &config);
 
     for name in backend.list(FileKind::Key).expect("keys") {
         let bytes = backend.read(FileKind::Key, &name).expect("key");
@@ -79,14 +92,7 @@ fn fuzz_seed_corpora_come_from_real_files() {
     let mut lists = 0;
     for name in backend.list(FileKind::Index).expect("index") {
         let file: IndexFile = repo.read_index_file(&name).expect("index file");
-        let plain = encode_plain(INDEX_VERSION, &file);
-        decode_plain::<IndexFile>("seed", INDEX_VERSION, &plain).expect("index round trip");
-        write_seed(
-            &out,
-            "decode_files",
-            &format!("index-{name}"),
-            &tagged(3, &plain),
-        );
+        structured_seed(&out, &format!("index-{name}"), 3, INDEX_VERSION, &file);
         // A pack header's plaintext, from the first pack this index lists.
         if let Some(pack) = file.packs.first() {
             let entries: Vec<rbk::store::pack::PackEntry> = pack
@@ -110,13 +116,12 @@ fn fuzz_seed_corpora_come_from_real_files() {
     let index = repo.load_index().expect("load index");
     for (id, snapshot) in repo.snapshots().expect("snapshots") {
         let snapshot: Snapshot = snapshot.expect("snapshot");
-        let plain = encode_plain(SNAPSHOT_VERSION, &snapshot);
-        decode_plain::<Snapshot>("seed", SNAPSHOT_VERSION, &plain).expect("snapshot round trip");
-        write_seed(
+        structured_seed(
             &out,
-            "decode_files",
             &format!("snapshot-{id}"),
-            &tagged(4, &plain),
+            4,
+            SNAPSHOT_VERSION,
+            &snapshot,
         );
         for list in snapshot.parts.iter().flat_map(|p| &p.stored.lists) {
             let bytes = repo.read_blob(&index, list, "seed").expect("list blob");
@@ -134,27 +139,19 @@ fn fuzz_seed_corpora_come_from_real_files() {
     let mut locks = 0;
     for (name, info) in list_locks(backend.as_ref(), crypto).expect("locks") {
         let info: LockInfo = info.expect("lock");
-        let plain = encode_plain(LOCK_VERSION, &info);
-        decode_plain::<LockInfo>("seed", LOCK_VERSION, &plain).expect("lock round trip");
-        write_seed(
-            &out,
-            "decode_files",
-            &format!("lock-{name}"),
-            &tagged(5, &plain),
-        );
+        structured_seed(&out, &format!("lock-{name}"), 5, LOCK_VERSION, &info);
         locks += 1;
     }
     assert!(locks > 0, "the held lock is listed");
     let mut records = 0;
     for name in backend.list(FileKind::Deletion).expect("deletions") {
         let record = rbk::store::prune::read_record(&repo, &name).expect("record");
-        let plain = encode_plain(DELETION_VERSION, &record);
-        decode_plain::<DeletionRecord>("seed", DELETION_VERSION, &plain).expect("round trip");
-        write_seed(
+        structured_seed(
             &out,
-            "decode_files",
             &format!("deletion-{name}"),
-            &tagged(6, &plain),
+            6,
+            DELETION_VERSION,
+            &record,
         );
         records += 1;
     }

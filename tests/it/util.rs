@@ -315,9 +315,6 @@ pub fn is_unreferenced_pack(w: &Value) -> bool {
             .is_some_and(|d| d.contains("in no index"))
 }
 
-/// A command that reports warnings (a stack snapshot or restore) finished its job: exit 6
-/// exactly when it warned, 0 when it did not. Warnings are the `warnings` array of its JSON
-/// report, or `warning:` lines of its text. Anything else fails the test.
 /// A run that must not have done its job: neither 0 nor 6 (done, with warnings).
 pub fn assert_not_done(r: &Run, what: &str) {
     assert!(
@@ -328,6 +325,35 @@ pub fn assert_not_done(r: &Run, what: &str) {
     );
 }
 
+/// `check --read-data --json` on a damaged repository: exit 3 (never a panic), and either its
+/// report (`ok` false), or, when the repository did not open, an error on stderr naming one
+/// of `names`. The report, if it opened.
+pub fn check_damaged(env: &Env, what: &str, names: &[String]) -> Option<Value> {
+    let r = env.run(&["--json", "check", "--read-data"]);
+    assert_ne!(r.code, 101, "{what}: check panicked:\n{}", r.all());
+    assert_eq!(
+        r.code,
+        EXIT_DAMAGED,
+        "{what}: check --read-data must exit 3:\n{}",
+        r.all()
+    );
+    if r.stdout.trim().is_empty() {
+        assert!(
+            names.iter().any(|n| r.stderr.contains(n.as_str())),
+            "{what}: the repository did not open and the error names none of {names:?}:\n{}",
+            r.stderr
+        );
+        eprintln!("{what}: check did not open: {}", r.stderr.trim());
+        return None;
+    }
+    let v = r.json();
+    assert_eq!(v["ok"], false, "{what}: {v}");
+    Some(v)
+}
+
+/// A command that reports warnings (a stack snapshot or restore) finished its job: exit 6
+/// exactly when it warned, 0 when it did not. Warnings are the `warnings` array of its JSON
+/// report, or `warning:` lines of its text. Anything else fails the test.
 pub fn assert_done(r: &Run, what: &str) {
     assert!(
         r.code == EXIT_OK || r.code == EXIT_WARNINGS,
