@@ -132,6 +132,9 @@ fn disk_full(e: &anyhow::Error) -> bool {
 
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if cause.is::<crate::usage::UsageError>() {
+            return exit::USAGE;
+        }
         if let Some(s) = cause.downcast_ref::<StoreError>() {
             return match s {
                 StoreError::Locked { .. } => exit::LOCKED,

@@ -15,3 +15,4 @@ pub mod restore;
 pub mod retention;
 pub mod source;
 pub mod store;
+pub mod usage;
