@@ -5,12 +5,20 @@
 //!   exactly those bytes even across a power cut; before it returns, readers
 //!   see either no file or the whole file. It never changes a file in place.
 //!   Content-addressed names may be written twice only with identical bytes.
-//! - `list` never shows temporary files.
+//! - `list` never shows temporary files, nor anything that is not a regular file.
+//! - `read` and `read_at` read only regular files, and `read` at most
+//!   `FileKind::max_len` bytes: every byte and every directory of a repository
+//!   may have been planted by someone else (a FIFO would hang a reader, a link
+//!   to `/dev/zero` or a huge sparse file would exhaust memory).
 //! - Errors carry the path, so a message names the file.
+//!
+//! The local backend writes files 0600 and creates directories 0700 whatever
+//! the umask: a key file readable by other local users lets them guess the
+//! password offline.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::crypto::random_array;
@@ -81,6 +89,60 @@ impl LocalBackend {
             error: source,
         }
     }
+
+    /// Opens a repository file for reading, refusing what rbk never writes: a
+    /// symbolic link (`O_NOFOLLOW`), a FIFO, a device or a directory (checked on
+    /// the open descriptor, so nothing can be swapped in between; `O_NONBLOCK`
+    /// so that opening a FIFO does not wait for a writer). Returns the file and its size.
+    fn open_regular(&self, kind: FileKind, name: &str) -> Result<(File, u64)> {
+        let path = self.path(kind, name);
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => StoreError::damaged(
+                    kind.path_of(name),
+                    "is a symbolic link; rbk never writes links into a repository and does not follow them",
+                ),
+                _ => Self::io("open", &path, e),
+            })?;
+        let meta = file.metadata().map_err(|e| Self::io("stat", &path, e))?;
+        not_regular(kind, name, meta.file_type())?;
+        Ok((file, meta.len()))
+    }
+}
+
+/// An error unless `ft` is a regular file: what else a repository path holds was not written by rbk.
+fn not_regular(kind: FileKind, name: &str, ft: fs::FileType) -> Result<()> {
+    let what = if ft.is_file() {
+        return Ok(());
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    };
+    Err(StoreError::damaged(
+        kind.path_of(name),
+        format!("is {what}, not a regular file; rbk did not write it"),
+    ))
+}
+
+/// Creates `dir` and any missing parents, private to the repository's owner.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| LocalBackend::io("create directory", dir, e))
 }
 
 impl Backend for LocalBackend {
@@ -90,21 +152,46 @@ impl Backend for LocalBackend {
 
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
         let path = self.path(kind, name);
-        match fs::metadata(&path) {
+        // Not followed: a dangling link still exists, and reading it says what it is.
+        match fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            // A path component is a file: `--repo` names a file, not a repository.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(StoreError::NotARepository {
+                path: self.root.clone(),
+                detail: "it, or a folder in it, is a file, not a directory".into(),
+            }),
             Err(e) => Err(Self::io("stat", &path, e)),
         }
     }
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         let path = self.path(kind, name);
-        fs::read(&path).map_err(|e| Self::io("read", &path, e))
+        let (file, size) = self.open_regular(kind, name)?;
+        let max = kind.max_len();
+        let too_big = |len: u64| {
+            StoreError::damaged(
+                kind.path_of(name),
+                format!("{len} bytes, more than any such file rbk writes ({max} at most)"),
+            )
+        };
+        if size > max {
+            return Err(too_big(size));
+        }
+        // Bounded even if the file grows after the size was taken.
+        let mut out = Vec::with_capacity(size as usize);
+        file.take(max + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Self::io("read", &path, e))?;
+        if out.len() as u64 > max {
+            return Err(too_big(out.len() as u64));
+        }
+        Ok(out)
     }
 
     fn read_at(&self, kind: FileKind, name: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
         let path = self.path(kind, name);
-        let file = File::open(&path).map_err(|e| Self::io("open", &path, e))?;
+        let (file, _) = self.open_regular(kind, name)?;
         file.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 StoreError::damaged(
@@ -122,23 +209,27 @@ impl Backend for LocalBackend {
 
     fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
         let path = self.path(kind, name);
-        fs::metadata(&path)
-            .map(|m| m.len())
-            .map_err(|e| Self::io("stat", &path, e))
+        let meta = fs::symlink_metadata(&path).map_err(|e| Self::io("stat", &path, e))?;
+        not_regular(kind, name, meta.file_type())?;
+        Ok(meta.len())
     }
 
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(kind, name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        // `deletions/` came with prune: repositories made before it lack it.
-        if matches!(kind, FileKind::Pack | FileKind::Deletion) {
-            fs::create_dir_all(&dir).map_err(|e| Self::io("create directory", &dir, e))?;
+        // Pack folders are made on demand, `deletions/` came with prune, and
+        // `repair index` must work after `index/` itself was deleted.
+        if kind != FileKind::Config {
+            create_private_dir(&dir)?;
         }
         let tmp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(random_array::<8>())));
         let result = (|| {
+            // A fresh name, never a link: `create_new` is O_CREAT|O_EXCL, which
+            // refuses any existing entry, a planted symbolic link included.
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&tmp)
                 .map_err(|e| Self::io("create", &tmp, e))?;
             f.write_all(data).map_err(|e| Self::io("write", &tmp, e))?;
@@ -162,12 +253,10 @@ impl Backend for LocalBackend {
         while let Some(d) = dirs.pop() {
             let entries = match fs::read_dir(&d) {
                 Ok(e) => e,
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        && (d != dir || kind == FileKind::Deletion) =>
-                {
-                    continue;
-                }
+                // A folder someone deleted holds no files (`deletions/` is also
+                // absent from repositories made before prune existed): the
+                // commands that need its files say what is missing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Self::io("list", &d, e)),
             };
             for entry in entries {
@@ -250,7 +339,8 @@ impl Backend for LocalBackend {
     }
 
     fn create_layout(&self) -> Result<()> {
-        fs::create_dir_all(&self.root).map_err(|e| Self::io("create directory", &self.root, e))?;
+        // A folder that exists already (a NAS mount point) keeps its mode: it is the user's.
+        create_private_dir(&self.root)?;
         for kind in [
             FileKind::Key,
             FileKind::Pack,
@@ -259,8 +349,7 @@ impl Backend for LocalBackend {
             FileKind::Lock,
             FileKind::Deletion,
         ] {
-            let d = self.root.join(kind.dir());
-            fs::create_dir_all(&d).map_err(|e| Self::io("create directory", &d, e))?;
+            create_private_dir(&self.root.join(kind.dir()))?;
         }
         sync_dir(&self.root)
     }

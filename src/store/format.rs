@@ -49,6 +49,26 @@ impl FileKind {
         }
     }
 
+    /// The largest file of this kind a reader accepts: more than rbk ever
+    /// writes, so that a planted file (a huge sparse file, a link to
+    /// `/dev/zero`) is refused before it is read into memory.
+    pub fn max_len(self) -> u64 {
+        const KIB: u64 = 1024;
+        const MIB: u64 = 1024 * KIB;
+        match self {
+            // Small fixed structures.
+            FileKind::Config | FileKind::Key | FileKind::Lock => 64 * KIB,
+            // Names, tags, labels and 32 bytes per list blob (one per 8192 chunks).
+            FileKind::Snapshot => 16 * MIB,
+            // Writers close an index file at `index::BLOBS_PER_FILE` blobs, plus one pack's.
+            FileKind::Index => 256 * MIB,
+            // 32 bytes per pack.
+            FileKind::Deletion => 64 * MIB,
+            // The largest pack target (512 MiB), one more blob, the header.
+            FileKind::Pack => 1024 * MIB,
+        }
+    }
+
     /// How a file of this kind is named in messages: `index/3f9a...`.
     pub fn path_of(self, name: &str) -> String {
         match self {
