@@ -12,6 +12,7 @@ mod output;
 mod password;
 mod progress;
 mod prune;
+mod repair;
 mod restore;
 mod settings;
 mod snapshot;
@@ -81,6 +82,7 @@ pub enum Command {
     Diff(diff::DiffArgs),
     Prune(prune::PruneArgs),
     Forget(forget::ForgetArgs),
+    Repair(repair::RepairArgs),
     Unlock(unlock::UnlockArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
@@ -101,6 +103,7 @@ pub fn run() -> ExitCode {
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),
+        Command::Repair(a) => repair::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),

@@ -22,6 +22,7 @@ pub mod pack;
 pub mod prune;
 pub mod readahead;
 pub mod reader;
+pub mod repair;
 pub mod repo;
 pub mod stats;
 pub mod time;

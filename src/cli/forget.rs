@@ -31,14 +31,28 @@ pub struct ForgetArgs {
 pub fn run(global: &GlobalArgs, args: &ForgetArgs) -> Result<u8> {
     let repo = global.open()?;
     let lock = repo.lock_kind(LockKind::Prune, "forget")?;
-    // Every id resolves before any is removed: a typo removes nothing.
+    // Every id resolves before any is removed: a typo removes nothing. By
+    // name: a snapshot file that cannot be read must be removable (prune
+    // stops at it), and is named as such.
     let mut ids = Vec::new();
     for wanted in &args.ids {
-        let (id, _) = repo.find_snapshot(wanted)?;
+        let id = if wanted == "latest" {
+            repo.find_snapshot(wanted)?.0
+        } else {
+            repo.resolve_snapshot(wanted)?
+        };
         ids.push(id);
     }
     ids.sort();
     ids.dedup();
+    let unreadable: Vec<Option<String>> = ids
+        .iter()
+        .map(|id| {
+            repo.read_snapshot(&id.to_hex())
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect();
     forget(&repo, &ids)?;
     let report = if args.prune {
         Some(prune(&repo, &lock, &PruneOptions::default())?)
@@ -49,11 +63,15 @@ pub fn run(global: &GlobalArgs, args: &ForgetArgs) -> Result<u8> {
     if global.json {
         json(&serde_json::json!({
             "removed": ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+            "unreadable": ids.iter().zip(&unreadable).filter(|(_, u)| u.is_some()).map(|(i, _)| i.to_hex()).collect::<Vec<_>>(),
             "reclaim": report,
         }));
     } else if !global.quiet {
-        for id in &ids {
-            println!("removed snapshot {}", id.short());
+        for (id, unreadable) in ids.iter().zip(&unreadable) {
+            match unreadable {
+                Some(e) => println!("removed snapshot {} (it was unreadable: {e})", id.short()),
+                None => println!("removed snapshot {}", id.short()),
+            }
         }
         if let Some(r) = report {
             println!(

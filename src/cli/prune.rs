@@ -174,7 +174,11 @@ fn candidates(repo: &Repository, fields: &[GroupField]) -> Result<Vec<Candidate>
     let mut out = Vec::new();
     for (id, snapshot) in repo.snapshots()? {
         let s = snapshot.with_context(|| {
-            format!("snapshot {} cannot be read; prune changes nothing until it is forgotten or repaired", id.short())
+            format!(
+                "snapshot {} cannot be read, so prune changes nothing: `rbk forget {}` removes it",
+                id.short(),
+                id.short()
+            )
         })?;
         let time = crate::store::time::parse_rfc3339(&s.time).with_context(|| {
             format!(

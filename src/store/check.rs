@@ -8,11 +8,11 @@ use serde::Serialize;
 use super::error::StoreError;
 use super::format::FileKind;
 use super::id::Id;
-use super::index::{Index, IndexFile};
+use super::index::{IndexBuilder, IndexFile};
 use super::keys::KeyFile;
 use super::lock::list_locks;
 use super::manifest::decode_list;
-use super::pack::{PackedBlob, header_of_bytes};
+use super::pack::{PackedBlob, header_of_bytes, read_header};
 use super::prune::read_record;
 use super::repo::Repository;
 use crate::progress::Unit;
@@ -86,7 +86,6 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
             Err(e) => report.record(e),
         }
     }
-    let index = Index::from_files(&index_files);
     let mut indexed: HashMap<Id, Vec<PackedBlob>> = HashMap::new();
     for f in &index_files {
         for p in &f.packs {
@@ -97,7 +96,18 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         }
     }
 
+    // Listed after the index was read: a pack a writer indexed is in it.
     let on_disk: HashSet<String> = backend.list(FileKind::Pack)?.into_iter().collect();
+    // The index as a restore sees it: only blobs in packs that exist.
+    let index = {
+        let mut builder = IndexBuilder::default();
+        for f in &index_files {
+            builder.add(f);
+        }
+        let present: HashSet<Id> = on_disk.iter().filter_map(|n| Id::from_hex(n)).collect();
+        builder.finish_available(&present)
+    };
+    drop(index_files);
     report.packs = on_disk.len();
     report.blobs = index.len();
     // Known sizes, so that reading every pack can show an ETA.
@@ -138,25 +148,24 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
             }),
         }
     }
+    // Packs in no index: left by an interrupted snapshot, unless snapshots
+    // need their blobs (an index file was lost), which is decided below.
+    let mut orphans: Vec<String> = Vec::new();
     for name in &on_disk {
         let id = Id::from_hex(name);
         if id.is_some_and(|id| pending.contains(&id) && !indexed.contains_key(&id)) {
             report.pending_deletion += 1;
             continue;
         }
-        let known = id.is_some_and(|id| indexed.contains_key(&id));
-        if !known {
-            report.warnings.push(Problem {
-                file: FileKind::Pack.path_of(name),
-                detail: "in no index (left by an interrupted snapshot); not used by any snapshot"
-                    .into(),
-            });
+        if !id.is_some_and(|id| indexed.contains_key(&id)) {
+            orphans.push(name.clone());
         }
     }
+    orphans.sort();
 
-    // Chunks a snapshot needs that the index lacks: confirmed by a second
-    // look before they are reported (below).
-    let mut unindexed: Vec<(Id, Id, String)> = Vec::new();
+    // Blobs a snapshot needs that no pack on disk holds by the index
+    // (snapshot, part, blob): confirmed by a second look before they are reported.
+    let mut unindexed: Vec<(Id, String, Id)> = Vec::new();
     let task = repo
         .progress()
         .task("snapshots", Unit::Items, Some(snapshots.len() as u64));
@@ -174,7 +183,13 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
             let what = format!("snapshot {} part {}", id.short(), part.name);
             let mut chunks = 0u64;
             let mut size = 0u64;
+            let mut complete = true;
             for list in &part.stored.lists {
+                if !index.contains(list) {
+                    unindexed.push((id, part.name.clone(), *list));
+                    complete = false;
+                    continue;
+                }
                 // List blobs are small; reading them proves every chunk a
                 // snapshot needs is indexed without reading the chunks.
                 match repo.read_blob(&index, list, &what) {
@@ -184,16 +199,22 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
                                 chunks += 1;
                                 size += len as u64;
                                 if !index.contains(&chunk) {
-                                    unindexed.push((id, chunk, what.clone()));
+                                    unindexed.push((id, part.name.clone(), chunk));
                                 }
                             }
                         }
-                        Err(d) => report.error(format!("list blob {list}"), d),
+                        Err(d) => {
+                            report.error(format!("list blob {list}"), d);
+                            complete = false;
+                        }
                     },
-                    Err(e) => report.record(e),
+                    Err(e) => {
+                        report.record(e);
+                        complete = false;
+                    }
                 }
             }
-            if chunks != part.stored.chunks || size != part.stored.size {
+            if complete && (chunks != part.stored.chunks || size != part.stored.size) {
                 report.error(
                     FileKind::Snapshot.path_of(&id.to_hex()),
                     format!(
@@ -222,23 +243,43 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         }
     }
 
-    if !unindexed.is_empty() {
-        // A prune running meanwhile may have forgotten the snapshot, or
-        // replaced index files that a snapshot committed meanwhile is being
-        // re-indexed into: look again at the current index and snapshots.
-        // A damaged index file (already reported) leaves the first look standing.
-        let fresh = repo.load_index().ok();
-        let listed = backend.list(FileKind::Snapshot)?;
-        for (snap, chunk, what) in unindexed {
-            let still_missing = fresh.as_ref().is_none_or(|f| !f.contains(&chunk));
-            if listed.contains(&snap.to_hex()) && still_missing {
-                report.error(
-                    format!("blob {chunk}"),
-                    format!("missing (needed by {what})"),
-                );
-            }
+    let missing = confirm_missing(repo, unindexed)?;
+    // Where the missing blobs are: a pack no index lists (its index file was
+    // lost or replaced) is found by reading the headers of the packs in no
+    // index, which reads no blob data.
+    let needed: HashSet<Id> = missing.iter().map(|(_, _, b)| *b).collect();
+    let mut found_in: HashMap<Id, String> = HashMap::new();
+    for name in &orphans {
+        let holds_needed = !needed.is_empty()
+            && match read_header(backend.as_ref(), repo.crypto(), name) {
+                Ok(blobs) => {
+                    let mut any = false;
+                    for b in blobs.iter().filter(|b| needed.contains(&b.id)) {
+                        found_in.insert(b.id, FileKind::Pack.path_of(name));
+                        any = true;
+                    }
+                    any
+                }
+                Err(e) if e.is_not_found() => continue, // deleted by a prune meanwhile
+                Err(e) => {
+                    report.record(e);
+                    false
+                }
+            };
+        if holds_needed {
+            report.error(
+                FileKind::Pack.path_of(name),
+                "in no index, but snapshots need its blobs (an index file was lost or replaced): run `rbk repair index`",
+            );
+        } else {
+            report.warnings.push(Problem {
+                file: FileKind::Pack.path_of(name),
+                detail: "in no index (left by an interrupted snapshot); not used by any snapshot"
+                    .into(),
+            });
         }
     }
+    report_missing(&mut report, &index, &missing, &found_in);
 
     if read_data {
         let mut names: Vec<&String> = on_disk.iter().collect();
@@ -267,6 +308,100 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
     report.errors.sort_by(|a, b| a.file.cmp(&b.file));
     report.errors.dedup();
     Ok(report)
+}
+
+/// The missing blobs that are still missing at a second look: a prune
+/// running meanwhile may have forgotten the snapshot, or replaced index
+/// files that a snapshot committed meanwhile is being re-indexed into. A
+/// damaged index file (already reported) leaves the first look standing.
+fn confirm_missing(
+    repo: &Repository,
+    unindexed: Vec<(Id, String, Id)>,
+) -> Result<Vec<(Id, String, Id)>, StoreError> {
+    if unindexed.is_empty() {
+        return Ok(unindexed);
+    }
+    let fresh = repo.load_index().ok();
+    let listed: HashSet<String> = repo
+        .backend()
+        .list(FileKind::Snapshot)?
+        .into_iter()
+        .collect();
+    Ok(unindexed
+        .into_iter()
+        .filter(|(snap, _, blob)| {
+            listed.contains(&snap.to_hex()) && fresh.as_ref().is_none_or(|f| !f.contains(blob))
+        })
+        .collect())
+}
+
+/// Blob lines reported one by one; the rest are counted per snapshot part.
+const BLOBS_LISTED: usize = 20;
+
+/// One error per snapshot part that cannot be restored, saying where its
+/// missing blobs went and what to run; and the first few blobs by id.
+fn report_missing(
+    report: &mut CheckReport,
+    index: &super::index::Index,
+    missing: &[(Id, String, Id)],
+    found_in: &HashMap<Id, String>,
+) {
+    let mut parts: Vec<(&Id, &String)> = missing.iter().map(|(s, p, _)| (s, p)).collect();
+    parts.sort();
+    parts.dedup();
+    for (snap, part) in parts {
+        let blobs: HashSet<&Id> = missing
+            .iter()
+            .filter(|(s, p, _)| s == snap && p == part)
+            .map(|(_, _, b)| b)
+            .collect();
+        let lost = blobs
+            .iter()
+            .filter(|b| index.lost_pack_of(b).is_some())
+            .count();
+        let unlisted = blobs.iter().filter(|b| found_in.contains_key(b)).count();
+        let nowhere = blobs.len() - lost - unlisted;
+        let mut whys = Vec::new();
+        if lost > 0 {
+            whys.push(format!("{lost} in packs that are gone"));
+        }
+        if unlisted > 0 {
+            whys.push(format!("{unlisted} in packs no index lists"));
+        }
+        if nowhere > 0 {
+            whys.push(format!("{nowhere} in no index and no pack"));
+        }
+        let hint = if unlisted > 0 {
+            "run `rbk repair index`, then check again"
+        } else {
+            "`rbk repair snapshots` drops what cannot be restored; the next snapshot stores the data again"
+        };
+        report.error(
+            FileKind::Snapshot.path_of(&snap.to_hex()),
+            format!(
+                "part {part} cannot be restored: {} blob(s) missing ({}); {hint}",
+                blobs.len(),
+                whys.join(", ")
+            ),
+        );
+    }
+    for (snap, part, blob) in missing.iter().take(BLOBS_LISTED) {
+        let place = match (index.lost_pack_of(blob), found_in.get(blob)) {
+            (Some(pack), _) => format!(
+                "; its pack {} is gone",
+                FileKind::Pack.path_of(&pack.to_hex())
+            ),
+            (None, Some(pack)) => format!("; it is in {pack}, which no index lists"),
+            (None, None) => String::new(),
+        };
+        report.error(
+            format!("blob {blob}"),
+            format!(
+                "missing (needed by snapshot {} part {part}){place}",
+                snap.short()
+            ),
+        );
+    }
 }
 
 /// Reads one pack whole: its hash, its header, every blob, and agreement with the index.

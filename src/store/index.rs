@@ -1,6 +1,6 @@
 //! The index: which pack holds each blob, on disk as `index/*` files and in memory as one sorted table.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -8,11 +8,36 @@ use super::id::Id;
 use super::pack::PackedBlob;
 
 pub const INDEX_VERSION: u16 = 1;
+/// A writer closes an index file once it lists this many blobs (whole packs
+/// only), so that every index file stays far below `FileKind::Index.max_len()`
+/// however large a snapshot is (about 45 bytes per blob on disk).
+pub const BLOBS_PER_FILE: usize = 256 * 1024;
 
 /// One `index/<id>` file: the blobs of some packs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IndexFile {
     pub packs: Vec<IndexedPack>,
+}
+
+impl IndexFile {
+    /// `packs` as index files of about `BLOBS_PER_FILE` blobs each (none if there are no packs).
+    pub fn split(packs: Vec<IndexedPack>) -> Vec<IndexFile> {
+        let mut files = Vec::new();
+        let mut current = IndexFile::default();
+        let mut blobs = 0;
+        for pack in packs {
+            blobs += pack.blobs.len();
+            current.packs.push(pack);
+            if blobs >= BLOBS_PER_FILE {
+                files.push(std::mem::take(&mut current));
+                blobs = 0;
+            }
+        }
+        if !current.packs.is_empty() {
+            files.push(current);
+        }
+        files
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,6 +74,13 @@ pub struct Index {
     /// The index files this table was built from, sorted, so that a writer
     /// can tell at commit whether a prune replaced any of them meanwhile.
     sources: Vec<String>,
+    /// Blobs the index files place only in packs that are gone (deleted by
+    /// hand, lost on the NAS), sorted by id. They cannot be read, so they are
+    /// not in `entries`: a writer stores them again instead of referring to
+    /// them, and errors can name the missing pack.
+    lost: Vec<Entry>,
+    /// Indexed packs that are not on disk, sorted.
+    missing_packs: Vec<Id>,
 }
 
 impl Index {
@@ -84,6 +116,19 @@ impl Index {
 
     pub fn contains(&self, id: &Id) -> bool {
         self.entries.binary_search_by(|e| e.id.cmp(&id.0)).is_ok()
+    }
+
+    /// The missing pack an index file places `id` in, when no pack that
+    /// exists holds it (only for an index built with `finish_available`).
+    pub fn lost_pack_of(&self, id: &Id) -> Option<Id> {
+        let i = self.lost.binary_search_by(|e| e.id.cmp(&id.0)).ok()?;
+        Some(self.packs[self.lost[i].pack as usize])
+    }
+
+    /// Indexed packs that were not on disk when the index was built (only
+    /// for an index built with `finish_available`).
+    pub fn missing_packs(&self) -> &[Id] {
+        &self.missing_packs
     }
 
     pub fn len(&self) -> usize {
@@ -131,19 +176,51 @@ impl IndexBuilder {
         }
     }
 
+    /// The table of every indexed blob, trusting that every indexed pack exists.
     pub fn finish(self) -> Index {
-        let mut entries = self.entries;
+        self.finish_with(|_| true)
+    }
+
+    /// The table of the blobs held by packs in `on_disk` (a listing taken
+    /// after the index files were read, so a pack a writer indexed is in it).
+    /// A blob listed only in missing packs is left out and remembered as
+    /// lost: a snapshot must never refer to it again, and a restore must read
+    /// a copy that exists when there is one.
+    pub fn finish_available(self, on_disk: &HashSet<Id>) -> Index {
+        self.finish_with(|p| on_disk.contains(p))
+    }
+
+    fn finish_with(self, present: impl Fn(&Id) -> bool) -> Index {
+        let here: Vec<bool> = self.packs.iter().map(&present).collect();
+        let (mut entries, mut lost): (Vec<Entry>, Vec<Entry>) = self
+            .entries
+            .into_iter()
+            .partition(|e| here[e.pack as usize]);
         // Stable sort, then keep the first: a blob stored twice (two
         // concurrent snapshots) is read from whichever pack was listed first.
         entries.sort_by_key(|e| e.id);
         entries.dedup_by(|a, b| a.id == b.id);
         entries.shrink_to_fit();
+        lost.sort_by_key(|e| e.id);
+        lost.dedup_by(|a, b| a.id == b.id);
+        lost.retain(|l| entries.binary_search_by(|e| e.id.cmp(&l.id)).is_err());
+        lost.shrink_to_fit();
+        let mut missing_packs: Vec<Id> = self
+            .packs
+            .iter()
+            .zip(&here)
+            .filter(|(_, here)| !**here)
+            .map(|(p, _)| *p)
+            .collect();
+        missing_packs.sort();
         let mut packs = self.packs;
         packs.shrink_to_fit();
         Index {
             packs,
             entries,
             sources: Vec::new(),
+            lost,
+            missing_packs,
         }
     }
 }
@@ -180,5 +257,69 @@ mod tests {
             );
         }
         assert!(!index.contains(&Id([1; 32])));
+    }
+
+    fn pack(id: u8, blobs: &[u8]) -> IndexedPack {
+        IndexedPack {
+            id: Id([id; 32]),
+            blobs: blobs
+                .iter()
+                .enumerate()
+                .map(|(i, b)| PackedBlob {
+                    kind: BlobKind::Data,
+                    id: Id([*b; 32]),
+                    offset: i as u32 * 10,
+                    length: 10,
+                })
+                .collect(),
+        }
+    }
+
+    /// A blob whose only pack is gone is not in the table (a writer stores it again), but
+    /// the index names that pack; a blob with a copy in a pack that exists is read from there.
+    #[test]
+    fn blobs_in_missing_packs_are_lost_unless_another_copy_exists() {
+        let files = [
+            IndexFile {
+                packs: vec![pack(1, &[10, 11])],
+            },
+            IndexFile {
+                packs: vec![pack(2, &[11, 12])],
+            },
+        ];
+        let mut builder = IndexBuilder::default();
+        for f in &files {
+            builder.add(f);
+        }
+        let on_disk: HashSet<Id> = [Id([2; 32])].into();
+        let index = builder.finish_available(&on_disk);
+        assert!(!index.contains(&Id([10; 32])));
+        assert_eq!(index.lost_pack_of(&Id([10; 32])), Some(Id([1; 32])));
+        assert_eq!(index.get(&Id([11; 32])).map(|l| l.pack), Some(Id([2; 32])));
+        assert_eq!(index.lost_pack_of(&Id([11; 32])), None);
+        assert!(index.contains(&Id([12; 32])));
+        assert_eq!(index.missing_packs(), &[Id([1; 32])]);
+    }
+
+    #[test]
+    fn split_closes_files_at_whole_packs() {
+        let big = |id: u8| IndexedPack {
+            id: Id([id; 32]),
+            blobs: vec![
+                PackedBlob {
+                    kind: BlobKind::Data,
+                    id: Id([id; 32]),
+                    offset: 0,
+                    length: 1,
+                };
+                BLOBS_PER_FILE / 2 + 1
+            ],
+        };
+        let files = IndexFile::split(vec![big(1), big(2), big(3)]);
+        assert_eq!(
+            files.iter().map(|f| f.packs.len()).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        assert!(IndexFile::split(Vec::new()).is_empty());
     }
 }

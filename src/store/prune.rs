@@ -28,17 +28,15 @@ use serde::{Deserialize, Serialize};
 use super::error::{Result, StoreError};
 use super::format::{FileKind, open_file};
 use super::id::Id;
-use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
+use super::index::{INDEX_VERSION, Index, IndexBuilder, IndexFile, IndexedPack};
 use super::lock::{LockGuard, LockHolder, list_locks};
+use super::manifest::Snapshot;
 use super::pack::{PackBuilder, PackedBlob, read_header};
 use super::repo::Repository;
 use super::time::now_unix;
 use crate::progress::Unit;
 
 pub const DELETION_VERSION: u16 = 1;
-/// Packs per index file that prune writes (a 16 MiB pack of 64 KiB chunks
-/// is about 11 KiB of index, so a file stays near 5 MiB).
-const PACKS_PER_INDEX_FILE: usize = 512;
 /// Temporary files older than this are left by a crash, not a write in progress.
 const TEMP_MAX_AGE_SECS: u64 = 24 * 60 * 60;
 
@@ -138,34 +136,40 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
     let mut state = State::load(repo, &options.assume_forgotten)?;
     report.snapshots = state.snapshots.len();
     if !state.missing.is_empty() {
-        // Candidates: packs in records, and packs in no index at all (a
-        // prune killed after replacing index files but before its record).
+        // Candidates: packs in records, and packs on disk in no index at all
+        // (a prune killed after replacing index files but before its record,
+        // or an index file lost or replaced by hand).
         let indexed: HashSet<Id> = state.index.packs().iter().copied().collect();
         let mut candidates: Vec<Id> = ready
             .iter()
             .chain(waiting.iter())
             .flat_map(|(_, r)| r.packs.iter().copied())
+            .chain(state.present.iter().copied())
+            .filter(|p| !indexed.contains(p) && state.present.contains(p))
             .collect();
-        candidates.extend(
-            backend
-                .list(FileKind::Pack)?
-                .iter()
-                .filter_map(|n| Id::from_hex(n))
-                .filter(|p| !indexed.contains(p)),
-        );
         candidates.sort();
         candidates.dedup();
-        let rescued = rescue(repo, &state.missing, &candidates, options.dry_run)?;
-        report.packs_rescued += rescued.len();
-        if !options.dry_run {
-            state = State::load(repo, &options.assume_forgotten)?;
-        } else {
-            state.missing.clear();
+        let missing: HashSet<Id> = state.missing.keys().copied().collect();
+        let file = rescue(repo, &missing, &candidates)?;
+        if !file.packs.is_empty() {
+            report.packs_rescued += file.packs.len();
+            // A dry run plans with the file it would write, so that it
+            // promises exactly what the real run does.
+            let name = if options.dry_run {
+                "(planned by --dry-run)".to_string()
+            } else {
+                repo.write_sealed(FileKind::Index, INDEX_VERSION, &file)?
+                    .to_hex()
+            };
+            state.add_index_file(repo, name, file)?;
         }
-        if let Some(id) = state.missing.iter().next() {
+        if let Some((blob, snapshot)) = state.missing.iter().min() {
             return Err(StoreError::MissingBlob {
-                blob: id.to_hex(),
-                needed_by: "a snapshot; run `rbk check` before pruning".into(),
+                blob: blob.to_hex(),
+                needed_by: format!(
+                    "snapshot {} and maybe others, and no pack holds it; prune stops: run `rbk check`, then `rbk repair index` or `rbk repair snapshots`",
+                    snapshot.short()
+                ),
             });
         }
     }
@@ -197,11 +201,7 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
 
     // Listed before the locks are, so that any pack being written now
     // belongs to a writer whose lock the new record will wait for.
-    let on_disk: HashSet<Id> = backend
-        .list(FileKind::Pack)?
-        .iter()
-        .filter_map(|n| Id::from_hex(n))
-        .collect();
+    let on_disk = repo.packs_on_disk()?;
 
     let plan = Plan::make(repo, &state, &on_disk, &pending, options.max_unused)?;
     report.packs_before = plan.sizes.len();
@@ -219,6 +219,8 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
             .condemned
             .iter()
             .chain(plan.repack.iter().map(|(p, _)| p))
+            // A pack that is already gone is only taken out of the index.
+            .filter(|p| on_disk.contains(p))
         {
             report.packs_deleted += 1;
             report.bytes_freed += plan.sizes.get(p).copied().unwrap_or(0);
@@ -258,14 +260,8 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
         kept_packs.extend(file.packs.iter().filter(|p| !gone.contains(&p.id)).cloned());
     }
     kept_packs.extend(new_packs);
-    for chunk in kept_packs.chunks(PACKS_PER_INDEX_FILE) {
-        repo.write_sealed(
-            FileKind::Index,
-            INDEX_VERSION,
-            &IndexFile {
-                packs: chunk.to_vec(),
-            },
-        )?;
+    for file in IndexFile::split(kept_packs) {
+        repo.write_sealed(FileKind::Index, INDEX_VERSION, &file)?;
         report.index_files_written += 1;
     }
     for name in &replaced {
@@ -295,9 +291,12 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
         }
     }
     if !missing.is_empty() {
-        let rescued = rescue(repo, &missing, &condemned, false)?;
-        report.packs_rescued += rescued.len();
-        condemned.retain(|p| !rescued.contains(p));
+        let file = rescue(repo, &missing, &condemned)?;
+        if !file.packs.is_empty() {
+            repo.write_sealed(FileKind::Index, INDEX_VERSION, &file)?;
+        }
+        report.packs_rescued += file.packs.len();
+        condemned.retain(|p| !file.packs.iter().any(|r| r.id == *p));
     }
 
     let record = DeletionRecord {
@@ -334,13 +333,20 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
 
 /// The repository as prune reads it at the start.
 struct State {
+    /// The snapshots that stay, read once: the rest of the state is derived
+    /// from them, the index files and the packs on disk.
+    manifests: Vec<(Id, Snapshot)>,
     index_files: Vec<(String, IndexFile)>,
+    /// Packs on disk, listed after the index files were read.
+    present: HashSet<Id>,
+    /// The blobs of `index_files` that a pack in `present` holds.
     index: Index,
     snapshots: HashSet<Id>,
     /// Every blob a snapshot refers to that the index has.
     used: HashSet<Id>,
-    /// Blobs a snapshot refers to that the index lacks.
-    missing: HashSet<Id>,
+    /// Blobs a snapshot refers to that the index lacks (or places only in
+    /// packs that are gone), with a snapshot that needs each.
+    missing: HashMap<Id, Id>,
 }
 
 impl State {
@@ -357,7 +363,7 @@ impl State {
             let snapshot = snapshot.map_err(|e| match e {
                 StoreError::Damaged { file, detail } => StoreError::damaged(
                     file,
-                    format!("{detail}; prune cannot know what this snapshot needs, so it stops (forget the snapshot or repair the file first)"),
+                    format!("{detail}; prune cannot know what this snapshot needs, so it stops (`rbk forget` removes an unreadable snapshot)"),
                 ),
                 other => other,
             })?;
@@ -367,31 +373,53 @@ impl State {
         for (name, file) in repo.index_files()? {
             index_files.push((name, file?));
         }
-        let index = Index::from_files(index_files.iter().map(|(_, f)| f));
-        let mut snapshots = HashSet::new();
-        let mut used = HashSet::new();
-        let mut missing = HashSet::new();
-        let task = repo
-            .progress()
-            .task("snapshots", Unit::Items, Some(manifests.len() as u64));
-        for (id, snapshot) in manifests {
+        // Then the packs: a pack a writer indexed was durable before its index file.
+        let present = repo.packs_on_disk()?;
+        let mut state = State {
+            manifests,
+            index_files,
+            present,
+            index: Index::default(),
+            snapshots: HashSet::new(),
+            used: HashSet::new(),
+            missing: HashMap::new(),
+        };
+        state.derive(repo)?;
+        Ok(state)
+    }
+
+    /// Adds an index file (a rescue's, written or, in a dry run, only
+    /// planned) and derives everything again, so that a dry run plans from
+    /// exactly the state the real run would have.
+    fn add_index_file(&mut self, repo: &Repository, name: String, file: IndexFile) -> Result<()> {
+        self.index_files.push((name, file));
+        self.derive(repo)
+    }
+
+    fn derive(&mut self, repo: &Repository) -> Result<()> {
+        let mut builder = IndexBuilder::default();
+        for (_, f) in &self.index_files {
+            builder.add(f);
+        }
+        self.index = builder.finish_available(&self.present);
+        self.snapshots.clear();
+        self.used.clear();
+        self.missing.clear();
+        let task =
+            repo.progress()
+                .task("snapshots", Unit::Items, Some(self.manifests.len() as u64));
+        for (id, snapshot) in &self.manifests {
             task.advance(1);
-            snapshots.insert(id);
-            for blob in repo.referenced_blobs(&[&index], &snapshot)? {
-                if index.contains(&blob) {
-                    used.insert(blob);
+            self.snapshots.insert(*id);
+            for blob in repo.referenced_blobs(&[&self.index], snapshot)? {
+                if self.index.contains(&blob) {
+                    self.used.insert(blob);
                 } else {
-                    missing.insert(blob);
+                    self.missing.entry(blob).or_insert(*id);
                 }
             }
         }
-        Ok(State {
-            index_files,
-            index,
-            snapshots,
-            used,
-            missing,
-        })
+        Ok(())
     }
 }
 
@@ -430,6 +458,14 @@ impl Plan {
             for pack in &file.packs {
                 if !indexed.insert(pack.id) {
                     continue; // listed by two index files (a re-index): count it once
+                }
+                if !state.present.contains(&pack.id) {
+                    // Gone (deleted by hand, lost on the NAS): its blobs were not
+                    // counted as available, and every used one has a copy in a pack
+                    // that exists (prune stops otherwise). Out of the index with it.
+                    plan.sizes.insert(pack.id, 0);
+                    plan.condemned.push(pack.id);
+                    continue;
                 }
                 let mut live = Vec::new();
                 let (mut used_bytes, mut total) = (0u64, 0u64);
@@ -567,14 +603,9 @@ fn repack(
     Ok((written, bytes_written))
 }
 
-/// Puts back into the index the packs among `candidates` that hold a
-/// `missing` blob. Returns those packs.
-fn rescue(
-    repo: &Repository,
-    missing: &HashSet<Id>,
-    candidates: &[Id],
-    dry_run: bool,
-) -> Result<HashSet<Id>> {
+/// The index file that puts back the packs among `candidates` that hold a
+/// `missing` blob (read from their headers); the caller writes it.
+fn rescue(repo: &Repository, missing: &HashSet<Id>, candidates: &[Id]) -> Result<IndexFile> {
     let mut file = IndexFile::default();
     for pack in candidates {
         let blobs = match read_header(repo.backend().as_ref(), repo.crypto(), &pack.to_hex()) {
@@ -586,11 +617,7 @@ fn rescue(
             file.packs.push(IndexedPack { id: *pack, blobs });
         }
     }
-    let rescued: HashSet<Id> = file.packs.iter().map(|p| p.id).collect();
-    if !file.packs.is_empty() && !dry_run {
-        repo.write_sealed(FileKind::Index, INDEX_VERSION, &file)?;
-    }
-    Ok(rescued)
+    Ok(file)
 }
 
 fn delete_pack(

@@ -38,9 +38,15 @@ impl Repository {
         needed_by: &str,
         verify_id: bool,
     ) -> Result<Vec<u8>> {
-        let loc = index.get(id).ok_or_else(|| StoreError::MissingBlob {
-            blob: id.to_hex(),
-            needed_by: needed_by.to_string(),
+        let loc = index.get(id).ok_or_else(|| match index.lost_pack_of(id) {
+            Some(pack) => StoreError::damaged(
+                FileKind::Pack.path_of(&pack.to_hex()),
+                format!("missing (needed for blob {id} of {needed_by})"),
+            ),
+            None => StoreError::MissingBlob {
+                blob: id.to_hex(),
+                needed_by: needed_by.to_string(),
+            },
         })?;
         self.fetch_at(loc, id, needed_by, verify_id)
     }

@@ -366,6 +366,14 @@ impl Repository {
     /// Loads every index file into one table; a damaged index file is an error that names it.
     /// Each file is dropped once added, so memory peaks at the table (44 bytes
     /// per blob) plus one decoded file.
+    ///
+    /// Then one listing of `data/` decides which indexed packs exist: a blob
+    /// whose only pack is gone (deleted by hand, lost on the NAS, or an old
+    /// index replayed) is left out of the table, so a snapshot stores it again
+    /// instead of referring to it, and a restore reads a copy that exists.
+    /// Packs a writer indexed were durable before its index file, and prune
+    /// deletes none while a lock holder of its time lives, so for a caller
+    /// that holds a lock a missing pack means damage, never a race.
     pub fn load_index(&self) -> Result<Index> {
         let mut attempt = 0;
         'relist: loop {
@@ -380,8 +388,19 @@ impl Repository {
                     Err(e) => return Err(e),
                 }
             }
-            return Ok(builder.finish().with_sources(names));
+            let on_disk = self.packs_on_disk()?;
+            return Ok(builder.finish_available(&on_disk).with_sources(names));
         }
+    }
+
+    /// The packs in `data/`, by id (names that are not pack ids are not packs).
+    pub fn packs_on_disk(&self) -> Result<std::collections::HashSet<Id>> {
+        Ok(self
+            .backend
+            .list(FileKind::Pack)?
+            .iter()
+            .filter_map(|n| Id::from_hex(n))
+            .collect())
     }
 
     pub fn read_snapshot(&self, name: &str) -> Result<Snapshot> {
@@ -441,26 +460,30 @@ impl Repository {
                 .pop()
                 .ok_or_else(|| StoreError::NoSuchSnapshot(wanted.into()));
         }
-        let wanted_lc = wanted.to_ascii_lowercase();
+        let id = self.resolve_snapshot(wanted)?;
+        Ok((id, self.read_snapshot(&id.to_hex())?))
+    }
+
+    /// The one snapshot file whose id starts with `prefix`, without reading
+    /// it: a file that cannot be read must still be removable by its id.
+    pub fn resolve_snapshot(&self, prefix: &str) -> Result<Id> {
+        let wanted_lc = prefix.to_ascii_lowercase();
         if wanted_lc.is_empty() || !wanted_lc.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(StoreError::NoSuchSnapshot(wanted.into()));
+            return Err(StoreError::NoSuchSnapshot(prefix.into()));
         }
-        let matches: Vec<String> = self
+        let matches: Vec<Id> = self
             .backend
             .list(FileKind::Snapshot)?
             .into_iter()
             .filter(|n| n.starts_with(&wanted_lc))
+            // Names that are not ids are not snapshots (`snapshots()` skips them too).
+            .filter_map(|n| Id::from_hex(&n))
             .collect();
         match matches.as_slice() {
-            [] => Err(StoreError::NoSuchSnapshot(wanted.into())),
-            [one] => {
-                let id = Id::from_hex(one).ok_or_else(|| {
-                    StoreError::damaged(FileKind::Snapshot.path_of(one), "bad name")
-                })?;
-                Ok((id, self.read_snapshot(one)?))
-            }
+            [] => Err(StoreError::NoSuchSnapshot(prefix.into())),
+            [one] => Ok(*one),
             many => Err(StoreError::AmbiguousSnapshot {
-                prefix: wanted.into(),
+                prefix: prefix.into(),
                 count: many.len(),
             }),
         }

@@ -48,7 +48,9 @@ pub struct SnapshotWriter<'r> {
     written: Arc<Mutex<Vec<Id>>>,
     stats: Mutex<SnapshotStats>,
     started: Instant,
-    indexed: bool,
+    /// Packs of this writer that a durable index file lists: they stay even
+    /// if the snapshot fails.
+    indexed: HashSet<Id>,
 }
 
 impl<'r> SnapshotWriter<'r> {
@@ -70,7 +72,7 @@ impl<'r> SnapshotWriter<'r> {
             written,
             stats: Mutex::new(SnapshotStats::default()),
             started: Instant::now(),
-            indexed: false,
+            indexed: HashSet::new(),
         }
     }
 
@@ -220,36 +222,33 @@ impl<'r> SnapshotWriter<'r> {
         }
     }
 
-    /// Makes the snapshot durable: remaining packs, then the index that lists
-    /// them, then the manifest. Until the manifest exists, no snapshot does.
+    /// Makes the snapshot durable: remaining packs, then the index files that
+    /// list them, then the manifest. Until the manifest exists, no snapshot does.
     pub fn commit(mut self, mut snapshot: Snapshot) -> Result<(Id, Snapshot)> {
         let packs = self.close_packer()?;
-        let own = IndexFile { packs };
-        let own_name = if own.packs.is_empty() {
-            None
-        } else {
-            let (id, bytes) = self.repo.seal(FileKind::Index, INDEX_VERSION, &own);
+        let own = IndexFile::split(packs);
+        let mut own_names = Vec::with_capacity(own.len());
+        for file in &own {
+            let (id, bytes) = self.repo.seal(FileKind::Index, INDEX_VERSION, file);
             let name = id.to_hex();
-            if let Err(e) = self
+            let written = self
                 .repo
                 .backend()
-                .write_new(FileKind::Index, &name, &bytes)
-            {
-                // A write can fail after its rename (the directory's fsync): if
-                // the index exists, its packs must stay, or it would list missing packs.
-                if self
+                .write_new(FileKind::Index, &name, &bytes);
+            // A write can fail after its rename (the directory's fsync): if
+            // the index file exists, its packs must stay, or it would list missing packs.
+            if written.is_ok()
+                || self
                     .repo
                     .backend()
                     .exists(FileKind::Index, &name)
                     .unwrap_or(true)
-                {
-                    self.indexed = true;
-                }
-                return Err(e);
+            {
+                self.indexed.extend(file.packs.iter().map(|p| p.id));
             }
-            Some(name)
-        };
-        self.indexed = true;
+            written?;
+            own_names.push(name);
+        }
         let stats = SnapshotStats {
             duration_ms: self.started.elapsed().as_millis() as u64,
             ..self.stats()
@@ -265,7 +264,7 @@ impl<'r> SnapshotWriter<'r> {
         // Checked again after re-indexing: a lock lost meanwhile means a
         // prune may have deleted a pack between our look and our index.
         let reconciled = self
-            .reconcile(&own, own_name.as_deref(), &snapshot)
+            .reconcile(&own, &own_names, &snapshot)
             .and_then(|()| self.repo.verify_locks());
         if let Err(e) = reconciled {
             // Not reported saved, so not left behind half-indexed.
@@ -276,7 +275,7 @@ impl<'r> SnapshotWriter<'r> {
     }
 
     /// After the manifest exists: if a prune replaced index files since this
-    /// writer loaded the index (or the one it just wrote), make sure every blob the snapshot refers to
+    /// writer loaded the index (or the ones it just wrote), make sure every blob the snapshot refers to
     /// is still indexed. Prune drops from the index blobs no snapshot of its
     /// time referred to, and this snapshot did not exist then; the packs
     /// holding them still exist, because prune deletes nothing while a lock
@@ -285,25 +284,24 @@ impl<'r> SnapshotWriter<'r> {
     /// "Prune and concurrent writers".
     fn reconcile(
         &self,
-        own: &IndexFile,
-        own_name: Option<&str>,
+        own: &[IndexFile],
+        own_names: &[String],
         snapshot: &Snapshot,
     ) -> Result<()> {
         let now = self.repo.backend().list(FileKind::Index)?;
-        // Our own index file counts too: a prune that read it before our
-        // manifest existed found our new packs unused and replaced it.
+        // Our own index files count too: a prune that read them before our
+        // manifest existed found our new packs unused and replaced them.
         let replaced = self
             .index
             .sources()
             .iter()
-            .map(String::as_str)
-            .chain(own_name)
-            .any(|f| now.binary_search_by(|n| n.as_str().cmp(f)).is_err());
+            .chain(own_names)
+            .any(|f| now.binary_search(f).is_err());
         if !replaced {
             return Ok(());
         }
         let current = self.repo.load_index()?;
-        let mine = Index::from_files([own]);
+        let mine = Index::from_files(own);
         let find = |id: &Id| {
             current
                 .get(id)
@@ -351,14 +349,11 @@ impl<'r> SnapshotWriter<'r> {
 impl Drop for SnapshotWriter<'_> {
     fn drop(&mut self) {
         let _ = self.close_packer();
-        if self.indexed {
-            return;
-        }
-        // No index lists these packs and no other writer can use their
-        // blobs (others deduplicate only against indexed blobs), so they are
+        // No index lists the others and no other writer can use their blobs
+        // (others deduplicate only against indexed blobs), so they are
         // garbage: remove them now rather than leave them for prune.
         let written = std::mem::take(&mut *lock(&self.written));
-        for pack in written {
+        for pack in written.iter().filter(|p| !self.indexed.contains(p)) {
             let _ = self.repo.backend().remove(FileKind::Pack, &pack.to_hex());
         }
     }

@@ -212,6 +212,10 @@ const FORGET: Rules = Rules {
     nullable: &["reclaim"],
     maps: &[],
 };
+const REPAIR_SNAPSHOTS: Rules = Rules {
+    nullable: &["repaired[].new_id"],
+    maps: &[],
+};
 
 // ---------------------------------------------------------------- the checker and the docs
 
@@ -300,6 +304,9 @@ fn json_md_documents_every_command() {
         "prune",
         "prune-dry-run",
         "forget",
+        "forget-unreadable",
+        "repair-index",
+        "repair-snapshots",
         "unlock",
     ] {
         assert!(names.contains(wanted), "no example {wanted}: {names:?}");
@@ -503,6 +510,61 @@ fn prune_forget_and_unlock_output_match_the_docs() {
     let u = json_run(&env, &["unlock", "--all"], EXIT_OK, "unlock", NONE);
     assert_eq!(u["removed"].as_array().map(Vec::len), Some(1), "{u}");
     drop(held);
+}
+
+/// `repair index` and `repair snapshots` (a pack lost, a garbage pack planted, a snapshot file
+/// truncated), and `forget` of the unreadable snapshot.
+#[test]
+fn repair_output_matches_the_docs() {
+    let env = Env::new();
+    let sql = env.write("metadata.sql", &random_bytes(300 * 1024, 11));
+    let dump = env.write("neo4j.dump", &random_bytes(200 * 1024, 12));
+    let (sql, dump) = (sql.to_str().unwrap(), dump.to_str().unwrap());
+    env.snapshot(&["--path", sql]);
+    let kept = env.packs();
+    let both = id_of(&env.snapshot(&["--path", sql, "--path", dump]));
+    let broken = id_of(&env.snapshot(&["--path", dump, "--tag", "x"]));
+    for p in env.packs().into_iter().filter(|p| !kept.contains(p)) {
+        fs::remove_file(p).unwrap();
+    }
+    let file = env.repo.join("snapshots").join(&broken);
+    fs::write(&file, &fs::read(&file).unwrap()[..50]).unwrap();
+    let planted = "5c0d39b0bc4d4fb2ea1b4d1d9a2a5a1dd26ac1fc2f2f3a6e06d7e0a21b0a6e43";
+    fs::create_dir_all(env.repo.join("data/5c")).unwrap();
+    fs::write(env.repo.join("data/5c").join(planted), b"garbage pack").unwrap();
+
+    let dry = json_run(
+        &env,
+        &["repair", "snapshots", "--dry-run"],
+        EXIT_WARNINGS,
+        "repair-snapshots",
+        REPAIR_SNAPSHOTS,
+    );
+    assert!(dry["repaired"][0]["new_id"].is_null(), "{dry}");
+    let done = json_run(
+        &env,
+        &["repair", "snapshots"],
+        EXIT_WARNINGS,
+        "repair-snapshots",
+        REPAIR_SNAPSHOTS,
+    );
+    assert_eq!(done["repaired"][0]["id"], both.as_str(), "{done}");
+    let ix = json_run(
+        &env,
+        &["repair", "index"],
+        EXIT_WARNINGS,
+        "repair-index",
+        NONE,
+    );
+    assert_eq!(ix["packs_dropped"], 1, "{ix}");
+    let f = json_run(
+        &env,
+        &["forget", &broken[..8]],
+        EXIT_OK,
+        "forget-unreadable",
+        FORGET,
+    );
+    assert_eq!(f["unreadable"], serde_json::json!([broken]), "{f}");
 }
 
 /// `check`: its report has the documented shape whether it is clean (0), warns (6) or finds

@@ -16,6 +16,7 @@ mod keys;
 mod progress;
 mod props;
 mod prune;
+mod repair;
 mod roundtrip;
 mod stack;
 mod stats;
