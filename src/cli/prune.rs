@@ -67,12 +67,17 @@ pub struct PruneArgs {
     /// repacked first until the rest is within this share.
     #[arg(long, value_name = "SHARE", default_value = "5%", value_parser = parse_share)]
     pub max_unused: f64,
+    /// Go ahead even when the policy would remove every snapshot of a group
+    /// (otherwise refused: a typo in a rule must not delete every backup).
+    #[arg(long)]
+    pub allow_remove_all: bool,
     /// Forget nothing; only reclaim space (after `rbk forget`).
     #[arg(long, conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_tag"])]
     pub reclaim_only: bool,
 }
 
-fn parse_tags(s: &str) -> std::result::Result<Vec<String>, String> {
+/// Also how `rbk snapshot --tag` splits its value, so the two always agree.
+pub fn parse_tags(s: &str) -> std::result::Result<Vec<String>, String> {
     parse_tag_set(s).map_err(|e| e.to_string())
 }
 
@@ -142,6 +147,9 @@ pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<u8> {
     } else {
         plan(&policy, &candidates(&repo, &fields)?)
     };
+    if !args.allow_remove_all {
+        refuse_emptied_groups(&policy, &decisions)?;
+    }
     let doomed: Vec<Id> = decisions
         .iter()
         .filter(|d| !d.keep)
@@ -166,6 +174,40 @@ pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<u8> {
         &report,
     );
     Ok(super::exit::OK)
+}
+
+/// Refuses a plan that keeps no snapshot of some group: almost always a rule
+/// that matches nothing (`--keep-tag` with a tag no snapshot has, a host
+/// renamed), and the price of going ahead is every backup of that group.
+fn refuse_emptied_groups(policy: &Policy, decisions: &[Decision]) -> Result<()> {
+    let mut groups: Vec<(&str, usize, usize)> = Vec::new();
+    for d in decisions {
+        match groups.iter_mut().find(|(g, _, _)| *g == d.group) {
+            Some((_, total, kept)) => {
+                *total += 1;
+                *kept += usize::from(d.keep);
+            }
+            None => groups.push((&d.group, 1, usize::from(d.keep))),
+        }
+    }
+    let emptied: Vec<String> = groups
+        .iter()
+        .filter(|(_, _, kept)| *kept == 0)
+        .map(|(g, total, _)| {
+            let name = if g.is_empty() { "all snapshots" } else { g };
+            format!("{name} ({total} snapshot(s))")
+        })
+        .collect();
+    if emptied.is_empty() {
+        return Ok(());
+    }
+    Err(crate::usage!(
+        "the policy \"{}\" would remove every snapshot of {}; nothing was removed. \
+         Check the rules (does any snapshot carry that tag, that host?), see the plan with \
+         --dry-run --allow-remove-all, or pass --allow-remove-all if that is what you want",
+        policy.describe(),
+        emptied.join(", ")
+    ))
 }
 
 /// Every snapshot as the planner sees it. A damaged snapshot stops prune:

@@ -43,9 +43,10 @@ pub struct SnapshotArgs {
     pub command_name: Option<String>,
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     pub program: Vec<String>,
-    /// Label the snapshot (repeatable).
-    #[arg(long = "tag")]
-    pub tags: Vec<String>,
+    /// Label the snapshot with these tags (comma-separated, as `prune --keep-tag`
+    /// reads them; repeatable).
+    #[arg(long = "tag", value_name = "TAGS", value_parser = super::prune::parse_tags)]
+    pub tags: Vec<Vec<String>>,
     /// Record this host name instead of the machine's.
     #[arg(long)]
     pub host: Option<String>,
@@ -108,7 +109,7 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     let repo = global.open()?;
     let options = SnapshotOptions {
         parts,
-        tags: args.tags.clone(),
+        tags: args.tags.concat(),
         host: args.host.clone(),
         raw: args.raw,
         time: args.time.clone(),
@@ -139,13 +140,13 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
                 "--dry-run and --volumes are for a Docker stack snapshot; rbk.toml selects host mode"
             );
         }
-        let (id, snap) = snapshot_host(&repo, host, &args.tags, args.host.clone())?;
+        let (id, snap) = snapshot_host(&repo, host, &args.tags.concat(), args.host.clone())?;
         report(global, &id, &snap, None);
         return Ok(super::exit::OK);
     }
     let options = StackSnapshotOptions {
         stack: settings.stack_config(args.project.as_deref())?,
-        tags: args.tags.clone(),
+        tags: args.tags.concat(),
         host: args.host.clone(),
         dry_run: args.dry_run,
         volumes: args.volumes,

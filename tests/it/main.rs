@@ -17,6 +17,7 @@ mod progress;
 mod props;
 mod prune;
 mod repair;
+mod retention_safety;
 mod roundtrip;
 mod stack;
 mod stats;
