@@ -16,6 +16,7 @@ mod keys;
 mod progress;
 mod props;
 mod prune;
+mod restore_target;
 mod roundtrip;
 mod stack;
 mod stats;
