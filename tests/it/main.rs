@@ -5,6 +5,7 @@ mod concurrent;
 mod crash;
 mod damage;
 mod dedup;
+mod docker_errors;
 mod examples;
 mod failing;
 mod faults;
