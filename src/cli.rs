@@ -24,6 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::restore::RestoringInto;
 use crate::store::StoreError;
 pub use global::GlobalArgs;
 
@@ -112,25 +113,53 @@ pub fn run() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("rbk: error: {e:#}");
-            if disk_full(&e) {
-                eprintln!(
+            match disk_full(&e) {
+                Some(FullDisk::Repository) => eprintln!(
                     "rbk: the disk is full. Nothing half-written was kept: free space (e.g. `rbk prune`) and run the command again"
-                );
+                ),
+                Some(FullDisk::Target(dir)) => eprintln!(
+                    "rbk: the disk holding {} is full: it is where the restore writes, not the repository. \
+                     Nothing half-written was kept: free space there, or restore onto another disk (--to DIR), and run the restore again",
+                    dir.map_or("the restore's target".into(), |d| d.display().to_string())
+                ),
+                None => {}
             }
             ExitCode::from(exit_code_of(&e))
         }
     }
 }
 
-fn disk_full(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
+/// Which disk an error says is full.
+enum FullDisk<'a> {
+    /// The repository's (or an input's): pruning frees space there.
+    Repository,
+    /// The one a restore writes to (its directory when known): pruning would not help.
+    Target(Option<&'a std::path::Path>),
+}
+
+fn disk_full(e: &anyhow::Error) -> Option<FullDisk<'_>> {
+    let mut full = false;
+    let mut output = false;
+    for c in e.chain() {
         let io = match c.downcast_ref::<StoreError>() {
-            Some(StoreError::Io { error, .. }) => Some(error),
-            Some(StoreError::Input(error) | StoreError::Output(error)) => Some(error),
+            Some(StoreError::Io { error, .. } | StoreError::Input(error)) => Some(error),
+            Some(StoreError::Output(error)) => {
+                output = true;
+                Some(error)
+            }
             _ => c.downcast_ref::<std::io::Error>(),
         };
-        io.and_then(std::io::Error::raw_os_error) == Some(libc::ENOSPC)
-    })
+        full |= io.and_then(std::io::Error::raw_os_error) == Some(libc::ENOSPC);
+    }
+    if !full {
+        return None;
+    }
+    // A context anywhere in the chain: anyhow finds it from the outermost error.
+    match e.downcast_ref::<RestoringInto>() {
+        Some(t) => Some(FullDisk::Target(Some(&t.dir))),
+        None if output => Some(FullDisk::Target(None)),
+        None => Some(FullDisk::Repository),
+    }
 }
 
 fn exit_code_of(e: &anyhow::Error) -> u8 {

@@ -1,6 +1,6 @@
 //! `restore`: parts back as files (`--to DIR`), or both stores back into the running stack (`stack`).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,8 +12,10 @@ use crate::progress::Unit;
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository};
+use partial::Partial;
 
 pub mod host;
+pub mod partial;
 pub mod stack;
 
 /// zstd level for re-encoded dumps. A restored dump is read once by
@@ -29,12 +31,26 @@ pub struct RestoredPart {
     pub codec: String,
 }
 
-/// Restores the named parts (all when `only` is empty) of a snapshot into `dir`.
+/// Context for a failure while writing a part into a directory of this machine (`--to DIR`,
+/// the SQLite file's directory in host mode): it names the directory, and lets the CLI tell
+/// a full target disk from a full repository.
+#[derive(Debug, thiserror::Error)]
+#[error("restoring {what} into {}", dir.display())]
+pub struct RestoringInto {
+    /// The part, as messages name it.
+    pub what: String,
+    pub dir: PathBuf,
+}
+
+/// Restores the named parts (all when `only` is empty) of a snapshot into `dir`. Files of
+/// the parts' names already in `dir` are refused (a usage error, before anything is
+/// written) unless `overwrite`.
 pub fn restore_to_dir(
     repo: &Repository,
     wanted: &str,
     dir: &Path,
     only: &[String],
+    overwrite: bool,
 ) -> Result<(Id, Snapshot, Vec<RestoredPart>)> {
     let _lock = repo.lock(false, "restore")?;
     let (id, snapshot) = repo.find_snapshot(wanted)?;
@@ -43,14 +59,12 @@ pub fn restore_to_dir(
             bail!("snapshot {} has no part {name:?}", id.short());
         }
     }
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let index = repo.load_index()?;
-    let mut restored = Vec::new();
-    for part in snapshot
+    let parts: Vec<&Part> = snapshot
         .parts
         .iter()
         .filter(|p| only.is_empty() || only.contains(&p.name))
-    {
+        .collect();
+    for part in &parts {
         if !valid_part_name(&part.name) {
             bail!(
                 "snapshot {} has a part named {:?}, which is not a safe file name",
@@ -58,9 +72,35 @@ pub fn restore_to_dir(
                 part.name
             );
         }
+    }
+    if !overwrite {
+        // Anything at the name counts, a symlink or a directory too: it is not rbk's to replace.
+        let taken: Vec<String> = parts
+            .iter()
+            .filter(|p| fs::symlink_metadata(dir.join(&p.name)).is_ok())
+            .map(|p| format!("{:?}", p.name))
+            .collect();
+        if !taken.is_empty() {
+            return Err(crate::usage!(
+                "{} already holds {}, which restoring snapshot {} would replace; nothing was written. \
+                 Restore into a new or empty directory, or pass --overwrite to replace them",
+                dir.display(),
+                taken.join(", "),
+                id.short()
+            ));
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let index = repo.load_index()?;
+    let mut restored = Vec::new();
+    for part in parts {
         let path = dir.join(&part.name);
-        let bytes = restore_part(repo, &index, part, &path)
-            .with_context(|| format!("restoring part {:?}", part.name))?;
+        let bytes = restore_part(repo, &index, part, dir, &path, overwrite).map_err(|e| {
+            e.context(RestoringInto {
+                what: format!("part {:?}", part.name),
+                dir: dir.to_path_buf(),
+            })
+        })?;
         restored.push(RestoredPart {
             name: part.name.clone(),
             path,
@@ -71,27 +111,25 @@ pub fn restore_to_dir(
     Ok((id, snapshot, restored))
 }
 
-/// Writes a part to a temporary file beside `path` and renames it only after
-/// the stream verified: a damaged repository never leaves wrong bytes under
-/// the real name.
-fn restore_part(repo: &Repository, index: &Index, part: &Part, path: &Path) -> Result<u64> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".rbk-partial-{}", part.name));
-    let result = (|| -> Result<u64> {
-        // Unbuffered: chunks arrive in tens of KiB, and the dump encoder buffers itself.
-        let mut file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        write_part(repo, index, part, &mut file)?;
-        // No fsync: a restore interrupted by a crash is simply run again, and
-        // flushing a multi-GiB dump would double the time to get a stack back.
-        let len = file.metadata()?.len();
-        fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))?;
-        Ok(len)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Writes a part to a temporary file in `dir` and renames it to `path` only after the
+/// stream verified: a damaged repository never leaves wrong bytes under the real name. The
+/// file is 0600: a part records no mode to give it.
+fn restore_part(
+    repo: &Repository,
+    index: &Index,
+    part: &Part,
+    dir: &Path,
+    path: &Path,
+    overwrite: bool,
+) -> Result<u64> {
+    let mut tmp = Partial::create(dir)?;
+    // Unbuffered: chunks arrive in tens of KiB, and the dump encoder buffers itself.
+    write_part(repo, index, part, tmp.file())?;
+    // No fsync: a restore interrupted by a crash is simply run again, and
+    // flushing a multi-GiB dump would double the time to get a stack back.
+    let len = tmp.file().metadata()?.len();
+    tmp.persist(path, overwrite)?;
+    Ok(len)
 }
 
 /// Writes one part's bytes as the user gets them back: raw parts as

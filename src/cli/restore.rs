@@ -18,6 +18,7 @@ use crate::restore::stack::{StackRestoreOptions, restore_stack};
 /// Examples:
 ///   rbk restore 3f9a2c1e              # both stores back, the stack running again
 ///   rbk restore latest --to ./out     # neo4j.dump + metadata.sql (or rushdb.db) as files
+///   rbk restore latest --to ./out --overwrite   # the same, replacing the files already there
 #[derive(Args, Debug)]
 // Verbatim: clap would otherwise join the example lines into one paragraph.
 #[command(
@@ -34,6 +35,10 @@ pub struct RestoreArgs {
     /// Restore only this part (repeatable).
     #[arg(long = "part")]
     pub parts: Vec<String>,
+    /// With --to: replace files of the parts' names already in the directory (without it,
+    /// such files are refused and nothing is written).
+    #[arg(long, requires = "to")]
+    pub overwrite: bool,
     /// Stack mode: restore although the running RUSHDB_AES_256_ENCRYPTION_KEY
     /// differs from the snapshot's (restored tokens and secrets will not decrypt).
     #[arg(long)]
@@ -52,7 +57,8 @@ pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
     };
     let repo = global.open()?;
     let started = std::time::Instant::now();
-    let (id, _snap, restored) = restore_to_dir(&repo, &args.snapshot, to, &args.parts)?;
+    let (id, _snap, restored) =
+        restore_to_dir(&repo, &args.snapshot, to, &args.parts, args.overwrite)?;
     let ms = started.elapsed().as_millis() as u64;
     if global.json {
         json(&serde_json::json!({

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, BufRead, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread::JoinHandle;
@@ -16,7 +16,8 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
-use super::{verify_parts, write_part};
+use super::partial::Partial;
+use super::{RestoringInto, verify_parts, write_part};
 use crate::backup::host::{HostConfig, HostPause, Service};
 use crate::backup::stack::{PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL};
 use crate::parts::CODEC_NEO4J_DUMP;
@@ -187,6 +188,7 @@ fn resolve<'a>(
                     dir.display()
                 );
             }
+            replaced_file(path)?;
             Some((p, path.clone()))
         }
         (Some(_), None) => bail!(
@@ -315,17 +317,17 @@ pub fn restore_host(
         restored.push(name.clone());
     }
     if let Some((p, path)) = &targets.sqlite {
-        put_file(repo, &index, p, path).with_context(|| format!("restoring {}", p.name))?;
-        restored.push(p.name.clone());
         // The log of transactions the file alone lacks (RushDB was killed, not stopped,
         // before that snapshot): put back beside it, where SQLite recovers from it.
-        if let Some(wal) = part(&snap, PART_SQLITE_WAL) {
-            let mut wal_path = path.as_os_str().to_owned();
-            wal_path.push("-wal");
-            put_file(repo, &index, wal, Path::new(&wal_path))
-                .with_context(|| format!("restoring {}", wal.name))?;
-            restored.push(wal.name.clone());
-        }
+        let wal = part(&snap, PART_SQLITE_WAL);
+        put_sqlite(repo, &index, p, wal, path).map_err(|e| {
+            e.context(RestoringInto {
+                what: p.name.clone(),
+                dir: parent_of(path).to_path_buf(),
+            })
+        })?;
+        restored.push(p.name.clone());
+        restored.extend(wal.map(|w| w.name.clone()));
     }
     pause.finish()?;
     Ok(HostRestoreOutcome::Restored(HostRestoreReport {
@@ -485,51 +487,105 @@ impl Spawned {
     }
 }
 
-/// Replaces the SQLite file atomically: the part is written to a temporary file beside it
-/// (with the old file's mode and owner, so RushDB can still open it), fsynced, and renamed
-/// over it; then the directory is fsynced. A crash leaves the old file or the new one.
-fn put_file(repo: &Repository, index: &Index, part: &Part, path: &Path) -> Result<()> {
-    let dir = parent_of(path);
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("sqlite_path {} names no file", path.display()))?;
-    let tmp = dir.join(format!(".rbk-partial-{}", name.to_string_lossy()));
-    let result = (|| -> Result<()> {
-        let mut file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        if let Ok(old) = fs::metadata(path) {
-            file.set_permissions(old.permissions())?;
-            std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))
-                .with_context(|| format!("cannot give {} the old file's owner", tmp.display()))?;
-        }
-        write_part(repo, index, part, &mut file)?;
-        file.flush()?;
-        file.sync_all()
-            .with_context(|| format!("cannot fsync {}", tmp.display()))?;
-        // A write-ahead log or journal left by the old database would be replayed into the
-        // new one and corrupt it. Removed before the rename: a crash in between loses only
-        // the old database's last transactions, which the restore replaces anyway.
-        for suffix in ["-wal", "-shm", "-journal"] {
-            let mut side = path.as_os_str().to_owned();
-            side.push(suffix);
-            match fs::remove_file(&side) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(e)
-                        .with_context(|| format!("cannot remove {}", Path::new(&side).display()));
-                }
-                _ => {}
-            }
-        }
-        fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot fsync {}", dir.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+/// The owner, group and mode of the file at `path`, which a restore replaces (`None`: there
+/// is none). Not followed: a symlink there is refused (rbk would replace the link, not the
+/// database it points to, and must not lend a planted link's target its owner), and so is
+/// anything but a regular file. Set-id and sticky bits are not kept: the file is data.
+fn replaced_file(path: &Path) -> Result<Option<(u32, u32, u32)>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "sqlite_path {} is a symbolic link{}: a restore replaces the file at sqlite_path, \
+             so set it to the database file itself",
+            path.display(),
+            fs::read_link(path)
+                .map(|t| format!(" (to {})", t.display()))
+                .unwrap_or_default()
+        ),
+        Ok(m) if m.is_file() => Ok(Some((m.uid(), m.gid(), m.mode() & 0o777))),
+        Ok(_) => bail!("sqlite_path {} is not a regular file", path.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot stat {}", path.display())),
     }
-    result
+}
+
+/// `path` with `suffix` appended to its file name (`rushdb.db-wal`).
+fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Replaces the SQLite file, and puts its WAL beside it when the snapshot has one. Each is
+/// written to a temporary file of its own in the directory (`Partial`: a random name,
+/// never through a symlink), given the replaced file's owner and mode through the open
+/// descriptor (so RushDB can still open it; SQLite gives its WAL the database's), fsynced,
+/// and renamed into place; then the directory is fsynced. A crash leaves the old file or
+/// the new one. The file's mode is 0600 when there was none to replace.
+fn put_sqlite(
+    repo: &Repository,
+    index: &Index,
+    db: &Part,
+    wal: Option<&Part>,
+    path: &Path,
+) -> Result<()> {
+    let dir = parent_of(path);
+    if path.file_name().is_none() {
+        bail!("sqlite_path {} names no file", path.display());
+    }
+    let owner = replaced_file(path)?;
+    let db_tmp = write_temp(repo, index, db, dir, owner)?;
+    let wal_tmp = wal
+        .map(|w| write_temp(repo, index, w, dir, owner))
+        .transpose()?;
+    // A write-ahead log or journal left by the old database would be replayed into the
+    // new one and corrupt it. Removed before the rename: a crash in between loses only
+    // the old database's last transactions, which the restore replaces anyway. Unlinking
+    // removes a symlink planted there, never what it points to.
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let side = side_file(path, suffix);
+        match fs::remove_file(&side) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", side.display()));
+            }
+            _ => {}
+        }
+    }
+    // The database first: a crash before the WAL's rename leaves the database as of its
+    // last checkpoint, consistent; a WAL beside the old database would be replayed into it.
+    db_tmp.persist(path, true)?;
+    if let Some(w) = wal_tmp {
+        w.persist(&side_file(path, "-wal"), true)?;
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot fsync {}", dir.display()))?;
+    Ok(())
+}
+
+/// One part in a new temporary file in `dir`, with `owner` (uid, gid, mode) when known,
+/// fsynced.
+fn write_temp(
+    repo: &Repository,
+    index: &Index,
+    part: &Part,
+    dir: &Path,
+    owner: Option<(u32, u32, u32)>,
+) -> Result<Partial> {
+    let mut tmp = Partial::create(dir)?;
+    if let Some((uid, gid, mode)) = owner {
+        // Owner before mode: a change of owner may clear mode bits.
+        std::os::unix::fs::fchown(tmp.file(), Some(uid), Some(gid))
+            .context("cannot give the restored file the replaced file's owner")?;
+        tmp.file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .context("cannot give the restored file the replaced file's mode")?;
+    }
+    write_part(repo, index, part, tmp.file())?;
+    tmp.file().flush()?;
+    tmp.file()
+        .sync_all()
+        .with_context(|| format!("cannot fsync the restored {}", part.name))?;
+    Ok(tmp)
 }
 
 /// The same URL pointed at the maintenance database of the same server, and the database

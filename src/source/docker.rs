@@ -93,16 +93,25 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects through `DOCKER_HOST` or the default socket, and agrees on
-    /// an API version the engine speaks (older engines refuse newer ones).
+    /// Connects through `DOCKER_HOST` or the default socket, and agrees on an API version
+    /// the engine speaks (older engines refuse newer ones). That first request is bounded by
+    /// `CONNECT_TIMEOUT`: a socket that accepts and never answers (a hung engine) must not
+    /// hold rbk for the client's own 120 s. Later requests are not: stopping a container
+    /// may rightly take its whole stop timeout. A failure is one sentence naming the socket
+    /// and its likely cause, not the HTTP client's wording.
     pub async fn connect() -> Result<Engine> {
-        let docker = Docker::connect_with_defaults()
-            .context("cannot reach the Docker engine (DOCKER_HOST or /var/run/docker.sock)")?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .context("cannot reach the Docker engine (DOCKER_HOST or /var/run/docker.sock)")?;
-        Ok(Engine { docker })
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_DOCKER_HOST.to_string());
+        let docker = Docker::connect_with_host(&host).map_err(|e| unreachable_engine(&host, &e))?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
+            Ok(Ok(docker)) => Ok(Engine { docker }),
+            Ok(Err(e)) => Err(unreachable_engine(&host, &e)),
+            Err(_) => Err(anyhow!(
+                "the Docker engine at {} accepted the connection but did not answer within {} s: \
+                 is it hung? Restart Docker, or point DOCKER_HOST at one that works",
+                socket_of(&host),
+                CONNECT_TIMEOUT.as_secs()
+            )),
+        }
     }
 
     /// Containers carrying every given label (`key=value`), running or not.
@@ -648,6 +657,54 @@ impl Engine {
             }
         }
         Ok(removed)
+    }
+}
+
+/// `DOCKER_HOST` when unset, as the Docker CLI has it.
+const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// How long the engine has to answer rbk's first request.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The socket's path for `unix://` hosts, the address as given for the others.
+fn socket_of(host: &str) -> &str {
+    host.strip_prefix("unix://").unwrap_or(host)
+}
+
+/// Why the engine at `host` could not be reached, as one plain sentence: the OS error at
+/// the bottom of the client's error says whether the socket is missing, refused or not ours.
+fn unreachable_engine(host: &str, e: &bollard::errors::Error) -> anyhow::Error {
+    let socket = socket_of(host);
+    let mut io_kind = None;
+    let mut innermost: &dyn std::error::Error = e;
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        innermost = c;
+        cause = c.source();
+    }
+    match (e, io_kind) {
+        (bollard::errors::Error::SocketNotFoundError(_), _)
+        | (_, Some(io::ErrorKind::NotFound)) => {
+            anyhow!(
+                "there is no Docker socket at {socket}: is Docker running? (If it listens elsewhere, set DOCKER_HOST)"
+            )
+        }
+        (_, Some(io::ErrorKind::ConnectionRefused)) if host.starts_with("unix://") => {
+            anyhow!("the Docker socket {socket} refuses connections: is Docker running?")
+        }
+        (_, Some(io::ErrorKind::ConnectionRefused)) => {
+            anyhow!("the Docker engine at {host} refuses connections: is Docker running?")
+        }
+        (_, Some(io::ErrorKind::PermissionDenied)) => anyhow!(
+            "permission denied on the Docker socket {socket}: run as root or as a member of the docker group"
+        ),
+        (bollard::errors::Error::UnsupportedURISchemeError { .. }, _) => anyhow!(
+            "DOCKER_HOST={host} is not an address rbk can use (unix:///PATH, tcp://HOST:PORT or http://HOST:PORT)"
+        ),
+        _ => anyhow!("cannot reach the Docker engine at {socket}: {innermost}"),
     }
 }
 

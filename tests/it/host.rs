@@ -48,13 +48,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn run_out(c: &mut Command) -> Output {
+pub(crate) fn run_out(c: &mut Command) -> Output {
     c.stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
 }
 
-fn assert_success(out: &Output, what: &str) {
+pub(crate) fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}\n{}",
@@ -433,13 +433,13 @@ impl Drop for Neo4j {
 // ---------------------------------------------------------------- rbk in host mode
 
 /// A repository, an events file, and `rbk` run with an `rbk.toml` of the test's making.
-struct Host {
-    env: Env,
-    events: PathBuf,
+pub(crate) struct Host {
+    pub(crate) env: Env,
+    pub(crate) events: PathBuf,
 }
 
 impl Host {
-    fn new() -> Host {
+    pub(crate) fn new() -> Host {
         let env = Env::new();
         let events = env.path("events");
         fs::write(&events, "").expect("events");
@@ -447,7 +447,7 @@ impl Host {
     }
 
     /// pause/resume commands that record themselves in the events file.
-    fn markers(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn markers(&self) -> Vec<(&'static str, String)> {
         let e = self.events.display();
         vec![
             ("pause_command", format!("echo pause >> '{e}'")),
@@ -456,7 +456,7 @@ impl Host {
     }
 
     /// Writes `[host]` with these keys to `<tmp>/NAME.toml`.
-    fn config(&self, name: &str, keys: &[(&str, String)]) -> PathBuf {
+    pub(crate) fn config(&self, name: &str, keys: &[(&str, String)]) -> PathBuf {
         let mut text = String::from("[host]\n");
         for (k, v) in keys {
             let v = v.replace('\\', "\\\\").replace('"', "\\\"");
@@ -465,7 +465,7 @@ impl Host {
         self.env.write(&format!("{name}.toml"), text.as_bytes())
     }
 
-    fn cmd(&self, config: &Path, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, config: &Path, args: &[&str]) -> Command {
         let mut c = self.env.cmd(args);
         c.current_dir(self.env.tmp.path())
             .env("RBK_CONFIG", config)
@@ -477,27 +477,27 @@ impl Host {
         c
     }
 
-    fn run(&self, config: &Path, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, config: &Path, args: &[&str]) -> Run {
         let child = self.cmd(config, args).spawn().expect("spawn rbk");
         wait_with_guard(child, GUARD, &format!("rbk {args:?}"))
     }
 
-    fn ok(&self, config: &Path, args: &[&str]) -> Run {
+    pub(crate) fn ok(&self, config: &Path, args: &[&str]) -> Run {
         let r = self.run(config, args);
         assert_eq!(r.code, EXIT_OK, "rbk {args:?} failed:\n{}", r.all());
         r
     }
 
-    fn snapshot(&self, config: &Path) -> Value {
+    pub(crate) fn snapshot(&self, config: &Path) -> Value {
         self.ok(config, &["--json", "snapshot"]).json()
     }
 
-    fn restore(&self, config: &Path, id: &str) -> Value {
+    pub(crate) fn restore(&self, config: &Path, id: &str) -> Value {
         self.ok(config, &["--json", "restore", id]).json()
     }
 
     /// The events since the last call, which clears them.
-    fn take_events(&self) -> Vec<String> {
+    pub(crate) fn take_events(&self) -> Vec<String> {
         let text = fs::read_to_string(&self.events).expect("events");
         fs::write(&self.events, "").expect("events");
         lines(&text)

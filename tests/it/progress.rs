@@ -34,7 +34,8 @@ fn long_commands(env: &Env) -> Vec<Vec<String>> {
     [
         vec!["snapshot", "--path", &data],
         vec!["snapshot", "--path", &data],
-        vec!["restore", "latest", "--to", &out],
+        // Run more than once into the same directory: replacing its files is asked for.
+        vec!["restore", "latest", "--to", &out, "--overwrite"],
         vec!["check", "--read-data"],
         vec!["prune", "--keep-last", "1"],
     ]

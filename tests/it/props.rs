@@ -87,7 +87,7 @@ fn round_trip(dir: &Path, parts: &[(String, Vec<u8>)]) {
         assert_eq!((&part.name, part.source_size), (name, data.len() as u64));
     }
     let out = dir.join("out");
-    let (_, _, restored) = restore_to_dir(&repo, &id.to_hex(), &out, &[]).expect("restore");
+    let (_, _, restored) = restore_to_dir(&repo, &id.to_hex(), &out, &[], false).expect("restore");
     assert_eq!(restored.len(), parts.len());
     for (name, data) in parts {
         assert_file_is(&out.join(name), data, name);
