@@ -1,5 +1,41 @@
 //! The command line: clap types, one file per command, and the only code that prints.
 
+// Every `println!`, `print!`, `eprintln!` and `eprint!` in this file and in the modules
+// declared below is one of these: they go through `output`, whose writer never panics on a
+// closed or full stream and escapes control characters (see output.rs). Textual macro scope
+// reaches only what follows, so they stay above the first `mod` (tests/tidy.rs checks).
+macro_rules! println {
+    () => {
+        $crate::cli::output::out(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::out(format_args!($($arg)*), true)
+    };
+}
+
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::output::out(format_args!($($arg)*), false)
+    };
+}
+
+macro_rules! eprintln {
+    () => {
+        $crate::cli::output::err(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::err(format_args!($($arg)*), true)
+    };
+}
+
+#[allow(unused_macros)]
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        $crate::cli::output::err(format_args!($($arg)*), false)
+    };
+}
+
 mod check;
 mod completions;
 mod diff;
@@ -88,7 +124,16 @@ pub enum Command {
 
 pub fn run() -> ExitCode {
     crate::store::time::init_local_offset();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help, version, or clap's own usage error (exit 2).
+            return match output::clap_message(&e) {
+                Ok(()) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE)),
+                Err(w) => ExitCode::from(stdout_failed(&w, exit::OK)),
+            };
+        }
+    };
     init_tracing(&cli.global);
     let result = match &cli.command {
         Command::Init(a) => init::run(&cli.global, a),
@@ -105,17 +150,39 @@ pub fn run() -> ExitCode {
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("rbk: error: {e:#}");
+            // Continuation lines (a producer's stderr tail) indented: only rbk's own first
+            // line starts with `rbk:`, whatever the message quotes.
+            eprintln!("rbk: error: {}", format!("{e:#}").replace('\n', "\n  "));
             if disk_full(&e) {
                 eprintln!(
                     "rbk: the disk is full. Nothing half-written was kept: free space (e.g. `rbk prune`) and run the command again"
                 );
             }
-            ExitCode::from(exit_code_of(&e))
+            exit_code_of(&e)
         }
+    };
+    // The command has ended (its locks are released): only now does a failed stdout count.
+    match output::finish() {
+        None => ExitCode::from(code),
+        Some(e) => ExitCode::from(stdout_failed(&e, code)),
+    }
+}
+
+/// The exit code of a run that could not write its output: a closed pipe is a quiet end
+/// (the reader had enough: `rbk snapshots | head`), anything else (a full disk) an error,
+/// exit 1 unless the command had already failed with its own code.
+fn stdout_failed(e: &std::io::Error, code: u8) -> u8 {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return code;
+    }
+    eprintln!("rbk: error: cannot write to standard output: {e}");
+    if code == exit::OK || code == exit::WARNINGS {
+        exit::FAILED
+    } else {
+        code
     }
 }
 
@@ -164,7 +231,7 @@ fn init_tracing(global: &GlobalArgs) {
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(|| progress::LogWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(output::stderr_is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RBK_LOG")
                 .unwrap_or_else(|_| default.into()),

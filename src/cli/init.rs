@@ -43,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
         println!(
             "created repository {} at {}",
             repo.config().repo_id.short(),
-            local.root().display()
+            super::output::esc(&local.root().display().to_string())
         );
         println!("keep the password safe: without it the backups cannot be read");
     }

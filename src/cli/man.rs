@@ -17,7 +17,7 @@ pub struct ManArgs {}
 pub fn run(_args: &ManArgs) -> Result<u8> {
     let mut page = Vec::new();
     render(&mut page)?;
-    std::io::stdout().lock().write_all(&page)?;
+    super::output::raw(&page);
     Ok(super::exit::OK)
 }
 

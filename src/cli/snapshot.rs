@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json, rate};
+use super::output::{bytes, esc, esc_join, json, rate};
 use crate::backup::host::snapshot_host;
 use crate::backup::stack::{
     StackOutcome, StackPlan, StackSnapshotOptions, pause_ms, snapshot_stack,
@@ -164,7 +164,7 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         StackOutcome::Saved { id, snapshot, plan } => {
             if !global.json && !global.quiet {
                 for w in &plan.warnings {
-                    eprintln!("warning: {w}");
+                    eprintln!("warning: {}", esc(w));
                 }
             }
             report(global, &id, &snapshot, Some(&plan));
@@ -177,14 +177,14 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
 }
 
 fn print_plan(plan: &StackPlan) {
-    println!("stack {}:", plan.project);
-    println!("  rushdb  {}", plan.rushdb);
-    println!("  graph   {}", plan.graph);
-    println!("  sql     {}", plan.sql);
+    println!("stack {}:", esc(&plan.project));
+    println!("  rushdb  {}", esc(&plan.rushdb));
+    println!("  graph   {}", esc(&plan.graph));
+    println!("  sql     {}", esc(&plan.sql));
     println!(
         "would stop {} (in that order), store {}, then start them again",
-        plan.stops.join(", "),
-        plan.parts.join(" + ")
+        esc_join(&plan.stops, ", "),
+        esc_join(&plan.parts, " + ")
     );
     match plan.last_pause_ms {
         Some(ms) => println!(
@@ -194,7 +194,7 @@ fn print_plan(plan: &StackPlan) {
         None => println!("no earlier stack snapshot to estimate the write pause from"),
     }
     for w in &plan.warnings {
-        println!("warning: {w}");
+        println!("warning: {}", esc(w));
     }
 }
 
@@ -227,7 +227,12 @@ fn report(
         }));
     } else if !global.quiet {
         for p in &snap.parts {
-            println!("  {:<24} {:>10}  {}", p.name, bytes(p.source_size), p.codec);
+            println!(
+                "  {:<24} {:>10}  {}",
+                esc(&p.name),
+                bytes(p.source_size),
+                esc(&p.codec)
+            );
         }
         println!(
             "snapshot {} saved: read {}, added {} ({} of {} chunks new), {:.1} s, {}",

@@ -13,6 +13,7 @@ mod help;
 mod host;
 mod json;
 mod keys;
+mod output;
 mod progress;
 mod props;
 mod prune;
