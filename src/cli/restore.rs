@@ -83,14 +83,18 @@ pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
 
 fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
     if !args.parts.is_empty() {
-        anyhow::bail!("--part selects files to write; use it with --to DIR");
+        return Err(crate::usage!(
+            "--part selects files to write; use it with --to DIR"
+        ));
     }
     let settings = global.settings()?;
     if let Some(host) = &settings.host {
         return run_host(global, args, host);
     }
     if args.dry_run {
-        anyhow::bail!("--dry-run plans a host-mode restore ([host] in rbk.toml)");
+        return Err(crate::usage!(
+            "--dry-run plans a host-mode restore ([host] in rbk.toml)"
+        ));
     }
     let repo = global.open()?;
     let options = StackRestoreOptions {
@@ -118,7 +122,9 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
 
 fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Result<u8> {
     if args.project.is_some() {
-        anyhow::bail!("--project names a Compose project; rbk.toml selects host mode");
+        return Err(crate::usage!(
+            "--project names a Compose project; rbk.toml selects host mode"
+        ));
     }
     let repo = global.open()?;
     let outcome = restore_host(&repo, &args.snapshot, host, args.dry_run)?;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
@@ -56,6 +56,10 @@ pub struct SnapshotArgs {
     /// for importing older dumps with --path. Retention uses it and its offset.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub time: Option<String>,
+    /// Accept a --time more than 5 minutes ahead of this machine's clock (it would be the
+    /// newest snapshot, and the end of every --keep-within window, until that time passes).
+    #[arg(long, requires = "time")]
+    pub allow_future: bool,
     /// Stack mode: print the plan (containers found, what stops) and do nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -72,7 +76,10 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     let mut parts = Vec::new();
     for path in &args.paths {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            bail!("{} has no file name to name its part", path.display());
+            return Err(crate::usage!(
+                "{} has no file name to name its part; use --stdin NAME < FILE",
+                path.display()
+            ));
         };
         parts.push(PartSpec {
             name: name.to_string(),
@@ -93,17 +100,20 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
                 args: rest.to_vec(),
             },
         }),
-        (None, Some(_)) => bail!("a program after `--` needs --command NAME"),
-        (Some(_), None) => bail!("--command NAME needs a program after `--`"),
+        (None, Some(_)) => return Err(crate::usage!("a program after `--` needs --command NAME")),
+        (Some(_), None) => return Err(crate::usage!("--command NAME needs a program after `--`")),
         (None, None) => {}
     }
     if parts.is_empty() {
         return run_stack(global, args);
     }
     if args.dry_run || args.volumes {
-        bail!(
+        return Err(crate::usage!(
             "--dry-run and --volumes are for a stack snapshot; they cannot be combined with --path, --stdin or --command"
-        );
+        ));
+    }
+    if let Some(time) = &args.time {
+        refuse_future(time, args.allow_future)?;
     }
     let repo = global.open()?;
     let options = SnapshotOptions {
@@ -127,18 +137,42 @@ fn parse_time(s: &str) -> std::result::Result<String, String> {
         .ok_or_else(|| format!("{s:?} is not an RFC 3339 time like 2026-03-01T02:00:00+01:00"))
 }
 
+/// How far ahead of the clock `--time` may be without `--allow-future`: clock skew between
+/// the machine that made a dump and this one, not a date typed a year wrong.
+const FUTURE_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// A snapshot dated in the future would be `latest` until that time and would move every
+/// `--keep-within` window with it: refused unless asked for.
+fn refuse_future(time: &str, allow: bool) -> Result<()> {
+    let Some(t) = crate::store::time::parse_rfc3339(time) else {
+        return Ok(());
+    };
+    let ahead = t.unix_timestamp() - crate::store::time::now_unix();
+    if ahead > FUTURE_TOLERANCE_SECS && !allow {
+        return Err(crate::usage!(
+            "--time {time} is {} ahead of this machine's clock: the snapshot would be the newest \
+             until then, and --keep-within would count from it. Check the date, or give \
+             --allow-future",
+            humantime::format_duration(std::time::Duration::from_secs(ahead.unsigned_abs()))
+        ));
+    }
+    Ok(())
+}
+
 fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     if args.time.is_some() {
-        bail!("--time records when imported dumps were taken; a stack snapshot is taken now");
+        return Err(crate::usage!(
+            "--time records when imported dumps were taken; a stack snapshot is taken now"
+        ));
     }
     let settings = global.settings()?;
+    if settings.host.is_some() && (args.dry_run || args.volumes) {
+        return Err(crate::usage!(
+            "--dry-run and --volumes are for a Docker stack snapshot; rbk.toml selects host mode"
+        ));
+    }
     let repo = global.open()?;
     if let Some(host) = &settings.host {
-        if args.dry_run || args.volumes {
-            bail!(
-                "--dry-run and --volumes are for a Docker stack snapshot; rbk.toml selects host mode"
-            );
-        }
         let (id, snap) = snapshot_host(&repo, host, &args.tags, args.host.clone())?;
         report(global, &id, &snap, None);
         return Ok(super::exit::OK);
