@@ -77,6 +77,27 @@ pub mod exit {
     /// Its own code, so that an unattended run can raise it without calling it a failure.
     pub const WARNINGS: u8 = 6;
 
+    /// What each code means, for `rbk man` (the README's table says the same; a test holds
+    /// the man page to its codes).
+    pub const MEANINGS: [(u8, &str); 7] = [
+        (OK, "success"),
+        (FAILED, "failed (bad input, a producer failed, I/O error)"),
+        (
+            USAGE,
+            "bad usage: the command line (or rbk.toml) must be fixed; nothing was done",
+        ),
+        (
+            DAMAGED,
+            "the repository is damaged (check found errors, or restore met damaged data)",
+        ),
+        (LOCKED, "the repository is locked by another process"),
+        (WRONG_PASSWORD, "wrong password"),
+        (
+            WARNINGS,
+            "done, with warnings: the command did its job, but reported something to look at",
+        ),
+    ];
+
     /// OK, or WARNINGS when there are any.
     pub fn done(warnings: usize) -> u8 {
         if warnings == 0 { OK } else { WARNINGS }

@@ -13,6 +13,8 @@ use crate::store::Repository;
 use crate::store::backend::LocalBackend;
 
 #[derive(Args, Debug)]
+// Under their own heading in every command's --help, after the command's own options.
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Configuration file (default: ./rbk.toml when present).
     #[arg(long, env = "RBK_CONFIG", global = true)]

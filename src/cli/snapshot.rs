@@ -41,6 +41,7 @@ pub struct SnapshotArgs {
     /// nothing is committed if it exits non-zero.
     #[arg(long = "command", value_name = "NAME", requires = "program")]
     pub command_name: Option<String>,
+    /// The producer for --command NAME, and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     pub program: Vec<String>,
     /// Label the snapshot (repeatable).
