@@ -40,9 +40,10 @@ pub struct SnapshotOptions {
     pub labels: Vec<(String, String)>,
 }
 
-/// Validates the plan before anything is read or written. What the caller asked for that
-/// cannot be done is a usage error (exit 2); a missing file is not.
-fn validate(options: &SnapshotOptions) -> Result<()> {
+/// The plan's own mistakes, found without opening anything: no part, a name that cannot be a
+/// part name, two parts of one name, two parts from stdin. Each is a usage error (exit 2).
+/// `snapshot` checks them first; the CLI calls this before it asks for the password.
+pub fn check_plan(options: &SnapshotOptions) -> Result<()> {
     if options.parts.is_empty() {
         return Err(crate::usage!(
             "nothing to back up: give --path, --stdin or --command"
@@ -62,11 +63,6 @@ fn validate(options: &SnapshotOptions) -> Result<()> {
                 p.name
             ));
         }
-        // A missing file must fail here, not after every earlier part was read and packed.
-        if let PartInput::File(path) = &p.input {
-            File::open(path)
-                .with_context(|| format!("part {:?}: cannot open {}", p.name, path.display()))?;
-        }
     }
     if options
         .parts
@@ -76,6 +72,20 @@ fn validate(options: &SnapshotOptions) -> Result<()> {
         > 1
     {
         return Err(crate::usage!("only one part can come from stdin"));
+    }
+    Ok(())
+}
+
+/// Validates the plan before anything is read or written: `check_plan`, then every file is
+/// there (a missing file is not a usage error).
+fn validate(options: &SnapshotOptions) -> Result<()> {
+    check_plan(options)?;
+    for p in &options.parts {
+        // A missing file must fail here, not after every earlier part was read and packed.
+        if let PartInput::File(path) = &p.input {
+            File::open(path)
+                .with_context(|| format!("part {:?}: cannot open {}", p.name, path.display()))?;
+        }
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::backup::host::snapshot_host;
 use crate::backup::stack::{
     StackOutcome, StackPlan, StackSnapshotOptions, pause_ms, snapshot_stack,
 };
-use crate::backup::{PartSpec, SnapshotOptions, snapshot};
+use crate::backup::{PartSpec, SnapshotOptions, check_plan, snapshot};
 use crate::parts::PartInput;
 
 /// Take a snapshot: of the running RushDB stack (no part options), or of
@@ -116,7 +116,6 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     if let Some(time) = &args.time {
         refuse_future(time, args.allow_future)?;
     }
-    let repo = global.open()?;
     let options = SnapshotOptions {
         parts,
         tags: args.tags.clone(),
@@ -125,6 +124,9 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         time: args.time.clone(),
         ..SnapshotOptions::default()
     };
+    // Usage errors before the password is asked for, as clap's are.
+    check_plan(&options)?;
+    let repo = global.open()?;
     let (id, snap) = snapshot(&repo, &options)?;
     report(global, &id, &snap, None);
     Ok(super::exit::OK)

@@ -135,6 +135,22 @@ fn usage_errors_exit_2_and_change_nothing() {
     assert_eq!(r.code, EXIT_USAGE, "no password:\n{}", r.all());
     assert!(r.stderr.contains("RBK_PASSWORD"), "{}", r.stderr);
 
+    // As clap's, rbk's own usage errors come before the password is asked for or checked.
+    for args in [
+        &["snapshot", "--stdin", "a\nb"][..],
+        &["snapshot", "--path", f, "--stdin", "db.bin"],
+        &["snapshot", "--path", f, "--time", &future],
+        &["restore", "latest", "--part", "db.bin"],
+    ] {
+        let r = run(cmd_for(&env.repo, "not the password", args));
+        assert_eq!(
+            r.code,
+            EXIT_USAGE,
+            "rbk {args:?} with a wrong password:\n{}",
+            r.all()
+        );
+    }
+
     // `init` refused a bad level before it made anything.
     let fresh = env.path("fresh");
     let r = run(cmd_for(&fresh, PASSWORD, &["init", "--compression", "0"]));
