@@ -235,7 +235,7 @@ fn print_outcome(
     }
     let would = if report.dry_run { "would be " } else { "" };
     if !reclaim_only {
-        println!("policy: {}", policy.describe());
+        println!("policy: {}", esc(&policy.describe()));
         let mut group = None;
         for d in decisions {
             if group != Some(&d.group) {
