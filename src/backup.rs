@@ -7,11 +7,12 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::codec::neo4j_dump::{Sniffed, sniff};
 use crate::parts::{
-    CODEC_NEO4J_DUMP, CODEC_RAW, CommandReader, PartInput, Tap, encode_envelope, valid_part_name,
+    CODEC_NEO4J_DUMP, CODEC_RAW, CommandReader, PartInput, Tap, encode_envelope,
+    new_part_name_problem,
 };
 use crate::progress::{CountingReader, Unit};
 use crate::store::manifest::{Part, Snapshot, SnapshotStats};
@@ -39,29 +40,28 @@ pub struct SnapshotOptions {
     pub labels: Vec<(String, String)>,
 }
 
-/// Validates the plan before anything is read or written.
-fn validate(options: &SnapshotOptions) -> Result<()> {
+/// The plan's own mistakes, found without opening anything: no part, a name that cannot be a
+/// part name, two parts of one name, two parts from stdin. Each is a usage error (exit 2).
+/// `snapshot` checks them first; the CLI calls this before it asks for the password.
+pub fn check_plan(options: &SnapshotOptions) -> Result<()> {
     if options.parts.is_empty() {
-        bail!("nothing to back up: give --path, --stdin or --command");
+        return Err(crate::usage!(
+            "nothing to back up: give --path, --stdin or --command"
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for p in &options.parts {
-        if !valid_part_name(&p.name) {
-            bail!(
-                "{:?} cannot be a part name: it becomes a file name on restore",
+        if let Some(problem) = new_part_name_problem(&p.name) {
+            return Err(crate::usage!(
+                "{:?} cannot be a part name: {problem}",
                 p.name
-            );
+            ));
         }
         if !seen.insert(&p.name) {
-            bail!(
+            return Err(crate::usage!(
                 "two parts are named {:?}; part names must be unique",
                 p.name
-            );
-        }
-        // A missing file must fail here, not after every earlier part was read and packed.
-        if let PartInput::File(path) = &p.input {
-            File::open(path)
-                .with_context(|| format!("part {:?}: cannot open {}", p.name, path.display()))?;
+            ));
         }
     }
     if options
@@ -71,7 +71,21 @@ fn validate(options: &SnapshotOptions) -> Result<()> {
         .count()
         > 1
     {
-        bail!("only one part can come from stdin");
+        return Err(crate::usage!("only one part can come from stdin"));
+    }
+    Ok(())
+}
+
+/// Validates the plan before anything is read or written: `check_plan`, then every file is
+/// there (a missing file is not a usage error).
+fn validate(options: &SnapshotOptions) -> Result<()> {
+    check_plan(options)?;
+    for p in &options.parts {
+        // A missing file must fail here, not after every earlier part was read and packed.
+        if let PartInput::File(path) = &p.input {
+            File::open(path)
+                .with_context(|| format!("part {:?}: cannot open {}", p.name, path.display()))?;
+        }
     }
     Ok(())
 }
@@ -189,4 +203,54 @@ pub(crate) fn store_reader(
         source_hash: tap.hash().unwrap_or(stored.hash),
         stored,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(name: &str, input: PartInput) -> PartSpec {
+        PartSpec {
+            name: name.into(),
+            input,
+        }
+    }
+
+    fn is_usage(r: Result<()>) -> bool {
+        r.is_err_and(|e| e.is::<crate::usage::UsageError>())
+    }
+
+    #[test]
+    fn plans_that_cannot_be_done_are_usage_errors_and_a_missing_file_is_not() {
+        let plan = |parts: Vec<PartSpec>| SnapshotOptions {
+            parts,
+            ..SnapshotOptions::default()
+        };
+        assert!(is_usage(validate(&plan(vec![]))));
+        for bad in ["", ".", "..", "a/b", ".rbk-x", "a\nb", "a\x1bb", "a\u{9b}b"] {
+            assert!(
+                is_usage(validate(&plan(vec![part(bad, PartInput::Stdin)]))),
+                "{bad:?}"
+            );
+        }
+        let long = "x".repeat(256);
+        assert!(is_usage(validate(&plan(vec![part(
+            &long,
+            PartInput::Stdin
+        )]))));
+        assert!(is_usage(validate(&plan(vec![
+            part("a", PartInput::Stdin),
+            part("a", PartInput::Stdin),
+        ]))));
+        assert!(is_usage(validate(&plan(vec![
+            part("a", PartInput::Stdin),
+            part("b", PartInput::Stdin),
+        ]))));
+        let missing = validate(&plan(vec![part(
+            "a",
+            PartInput::File("/nonexistent/rbk/a".into()),
+        )]));
+        assert!(missing.is_err() && !is_usage(missing));
+        assert!(validate(&plan(vec![part("ünï café.dump", PartInput::Stdin)])).is_ok());
+    }
 }

@@ -1,5 +1,41 @@
 //! The command line: clap types, one file per command, and the only code that prints.
 
+// Every `println!`, `print!`, `eprintln!` and `eprint!` in this file and in the modules
+// declared below is one of these: they go through `output`, whose writer never panics on a
+// closed or full stream and escapes control characters (see output.rs). Textual macro scope
+// reaches only what follows, so they stay above the first `mod` (tests/tidy.rs checks).
+macro_rules! println {
+    () => {
+        $crate::cli::output::out(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::out(format_args!($($arg)*), true)
+    };
+}
+
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::output::out(format_args!($($arg)*), false)
+    };
+}
+
+macro_rules! eprintln {
+    () => {
+        $crate::cli::output::err(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::err(format_args!($($arg)*), true)
+    };
+}
+
+#[allow(unused_macros)]
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        $crate::cli::output::err(format_args!($($arg)*), false)
+    };
+}
+
 mod check;
 mod completions;
 mod diff;
@@ -42,6 +78,27 @@ pub mod exit {
     /// complete, the check found no damage) but reported something the user should look at.
     /// Its own code, so that an unattended run can raise it without calling it a failure.
     pub const WARNINGS: u8 = 6;
+
+    /// What each code means, for `rbk man` (the README's table says the same; a test holds
+    /// the man page to its codes).
+    pub const MEANINGS: [(u8, &str); 7] = [
+        (OK, "success"),
+        (FAILED, "failed (bad input, a producer failed, I/O error)"),
+        (
+            USAGE,
+            "bad usage: the command line (or rbk.toml) must be fixed; nothing was done",
+        ),
+        (
+            DAMAGED,
+            "the repository is damaged (check found errors, or restore met damaged data)",
+        ),
+        (LOCKED, "the repository is locked by another process"),
+        (WRONG_PASSWORD, "wrong password"),
+        (
+            WARNINGS,
+            "done, with warnings: the command did its job, but reported something to look at",
+        ),
+    ];
 
     /// OK, or WARNINGS when there are any.
     pub fn done(warnings: usize) -> u8 {
@@ -91,7 +148,16 @@ pub enum Command {
 
 pub fn run() -> ExitCode {
     crate::store::time::init_local_offset();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help, version, or clap's own usage error (exit 2).
+            return match output::clap_message(&e) {
+                Ok(()) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(exit::USAGE)),
+                Err(w) => ExitCode::from(stdout_failed(&w, exit::OK)),
+            };
+        }
+    };
     init_tracing(&cli.global);
     let result = match &cli.command {
         Command::Init(a) => init::run(&cli.global, a),
@@ -109,10 +175,12 @@ pub fn run() -> ExitCode {
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("rbk: error: {e:#}");
+            // Continuation lines (a producer's stderr tail) indented: only rbk's own first
+            // line starts with `rbk:`, whatever the message quotes.
+            eprintln!("rbk: error: {}", format!("{e:#}").replace('\n', "\n  "));
             match disk_full(&e) {
                 Some(FullDisk::Repository) => eprintln!(
                     "rbk: the disk is full. Nothing half-written was kept: free space (e.g. `rbk prune`) and run the command again"
@@ -124,8 +192,28 @@ pub fn run() -> ExitCode {
                 ),
                 None => {}
             }
-            ExitCode::from(exit_code_of(&e))
+            exit_code_of(&e)
         }
+    };
+    // The command has ended (its locks are released): only now does a failed stdout count.
+    match output::finish() {
+        None => ExitCode::from(code),
+        Some(e) => ExitCode::from(stdout_failed(&e, code)),
+    }
+}
+
+/// The exit code of a run that could not write its output: a closed pipe is a quiet end
+/// (the reader had enough: `rbk snapshots | head`), anything else (a full disk) an error,
+/// exit 1 unless the command had already failed with its own code.
+fn stdout_failed(e: &std::io::Error, code: u8) -> u8 {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return code;
+    }
+    eprintln!("rbk: error: cannot write to standard output: {e}");
+    if code == exit::OK || code == exit::WARNINGS {
+        exit::FAILED
+    } else {
+        code
     }
 }
 
@@ -196,7 +284,7 @@ fn init_tracing(global: &GlobalArgs) {
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(|| progress::LogWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(output::stderr_is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RBK_LOG")
                 .unwrap_or_else(|_| default.into()),

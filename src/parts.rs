@@ -71,15 +71,33 @@ pub fn decode_envelope(bytes: &[u8]) -> Option<Envelope> {
     Some(Envelope { format, header })
 }
 
-/// A name a part may have: it becomes a file name on restore.
-pub fn valid_part_name(name: &str) -> bool {
+/// A name restore may write as a file in the target directory: one safe file name (not
+/// empty, not `.` or `..`, no `/`, no NUL, at most 255 bytes). Restore accepts every such
+/// name, including ones a new snapshot may no longer use (control characters), which an
+/// older rbk may have stored.
+pub fn safe_file_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."
         && !name.contains('/')
         && !name.contains('\0')
-        && !name.starts_with(".rbk-")
         && name.len() <= 255
+}
+
+/// Why a new snapshot may not name a part `name`, or `None` when it may: the name must be a
+/// safe file name (it becomes one on restore), must not take the `.rbk-` prefix of rbk's own
+/// temporary files, and must hold no control character (a newline or an escape in a name
+/// would forge lines and terminal sequences wherever it is shown).
+pub fn new_part_name_problem(name: &str) -> Option<&'static str> {
+    if name.chars().any(char::is_control) {
+        Some("it holds a control character (a newline, tab or escape)")
+    } else if !safe_file_name(name) || name.starts_with(".rbk-") {
+        Some(
+            "it becomes a file name on restore: not empty, `.` or `..`, no `/`, at most 255 bytes, not starting with `.rbk-`",
+        )
+    } else {
+        None
+    }
 }
 
 /// Counts and hashes every byte that passes through.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::codec::neo4j_dump::DumpWriter;
-use crate::parts::{CODEC_NEO4J_DUMP, CODEC_RAW, decode_envelope, valid_part_name};
+use crate::parts::{CODEC_NEO4J_DUMP, CODEC_RAW, decode_envelope, safe_file_name};
 use crate::progress::Unit;
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
@@ -65,7 +65,7 @@ pub fn restore_to_dir(
         .filter(|p| only.is_empty() || only.contains(&p.name))
         .collect();
     for part in &parts {
-        if !valid_part_name(&part.name) {
+        if !safe_file_name(&part.name) {
             bail!(
                 "snapshot {} has a part named {:?}, which is not a safe file name",
                 id.short(),

@@ -148,3 +148,59 @@ fn only_the_cli_prints() {
         }
     }
 }
+
+/// The CLI prints through one writer (`cli/output.rs`), which never panics on a closed or
+/// full stream: `cli.rs` shadows `println!`, `print!`, `eprintln!` and `eprint!` before any
+/// of its modules (textual macro scope reaches only the modules declared after), and no file
+/// of cli/ reaches past it to std's macros or to stdout itself. The progress bars and log
+/// lines write stderr directly, ignoring failures.
+#[test]
+fn the_cli_prints_through_one_writer() {
+    let cli = fs::read_to_string(src().join("cli.rs")).unwrap();
+    let first_mod = cli
+        .lines()
+        .position(|l| l.starts_with("mod ") || l.starts_with("pub mod "))
+        .expect("cli.rs declares its modules");
+    for name in ["println", "print", "eprintln", "eprint"] {
+        let def = cli
+            .lines()
+            .position(|l| l.trim_start() == format!("macro_rules! {name} {{"))
+            .unwrap_or_else(|| panic!("cli.rs must shadow {name}! with its own macro"));
+        assert!(
+            def < first_mod,
+            "cli.rs: macro_rules! {name} must come before the first `mod`, or the modules \
+             declared before it print through std"
+        );
+    }
+    let mut files = rust_files(&src().join("cli"));
+    files.push(src().join("cli.rs"));
+    for f in files {
+        let r = rel(&f);
+        for line in code_lines(&f) {
+            for banned in [
+                "std::println!",
+                "std::print!",
+                "std::eprintln!",
+                "std::eprint!",
+                "std::dbg!",
+            ] {
+                assert!(
+                    !line.contains(banned),
+                    "{r}: print through cli/output.rs: {line}"
+                );
+            }
+            if r != "cli/output.rs" {
+                assert!(
+                    !line.contains("stdout()"),
+                    "{r}: write stdout through cli/output.rs: {line}"
+                );
+            }
+            if r != "cli/output.rs" && r != "cli/progress.rs" {
+                assert!(
+                    !line.contains("stderr()"),
+                    "{r}: write stderr through cli/output.rs: {line}"
+                );
+            }
+        }
+    }
+}

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json};
+use super::output::{bytes, esc, json};
 use crate::store::check::check;
 
 /// Verify the repository's structure; --read-data also reads and verifies every pack.
@@ -36,11 +36,11 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8> {
     } else {
         for w in &report.warnings {
             if !global.quiet {
-                println!("warning: {}: {}", w.file, w.detail);
+                println!("warning: {}: {}", esc(&w.file), esc(&w.detail));
             }
         }
         for e in &report.errors {
-            println!("error: {}: {}", e.file, e.detail);
+            println!("error: {}: {}", esc(&e.file), esc(&e.detail));
         }
         if report.pending_deletion > 0 && !global.quiet {
             println!(

@@ -1,8 +1,6 @@
 //! `rbk completions SHELL`: a completion script generated from the clap definition, so it never
 //! drifts from the commands and options rbk really has.
 
-use std::io::Write;
-
 use anyhow::Result;
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
@@ -25,6 +23,6 @@ pub fn run(args: &CompletionsArgs) -> Result<u8> {
     // closed stdout (`rbk completions bash | head`) is an error, not a crash.
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "rbk", &mut script);
-    std::io::stdout().lock().write_all(&script)?;
+    super::output::raw(&script);
     Ok(super::exit::OK)
 }

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json};
+use super::output::{bytes, esc, json};
 use crate::store::diff::{PartDiff, PartSide, PartStatus, diff};
 
 /// Compare two snapshots part by part: sizes, and chunks added and removed.
@@ -44,9 +44,9 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<u8> {
     println!(
         "{} ({}) -> {} ({})",
         a_id.short(),
-        crate::store::time::display(&a.time),
+        esc(&crate::store::time::display(&a.time)),
         b_id.short(),
-        crate::store::time::display(&b.time)
+        esc(&crate::store::time::display(&b.time))
     );
     println!(
         "{:<24} {:<9} {:>10} {:>10} {:>22} {:>22}",
@@ -55,7 +55,7 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<u8> {
     for p in &parts {
         println!(
             "{:<24} {:<9} {:>10} {:>10} {:>22} {:>22}",
-            p.name,
+            esc(&p.name),
             status(p.status),
             size(p.a),
             size(p.b),

@@ -21,6 +21,7 @@ use crate::store::prune::{PruneOptions, forget, prune};
     about = "Remove snapshots by id; their data is reclaimed by the next prune"
 )]
 pub struct ForgetArgs {
+    /// The snapshots to remove: ids, or unique prefixes of them (see `rbk snapshots`).
     #[arg(required = true, value_name = "SNAPSHOT")]
     pub ids: Vec<String>,
     /// Reclaim the space right away (as `rbk prune --reclaim-only`).

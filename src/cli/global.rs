@@ -3,16 +3,18 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
-use super::password::{PasswordSource, read_password};
+use super::password::{PasswordFrom, PasswordSource, choose, read_password};
 use super::progress::{ProgressMode, reporter};
 use super::settings::Settings;
 use crate::store::Repository;
 use crate::store::backend::LocalBackend;
 
 #[derive(Args, Debug)]
+// Under their own heading in every command's --help, after the command's own options.
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Configuration file (default: ./rbk.toml when present).
     #[arg(long, env = "RBK_CONFIG", global = true)]
@@ -20,11 +22,21 @@ pub struct GlobalArgs {
     /// Repository directory (local disk or NAS mount).
     #[arg(long, short = 'r', env = "RBK_REPO", global = true)]
     pub repo: Option<PathBuf>,
-    /// Read the password from this file (first line). Also: RBK_PASSWORD.
-    #[arg(long, env = "RBK_PASSWORD_FILE", global = true)]
+    /// Read the password from the first line of FILE. The password comes from the first of:
+    /// --password-file or --password-command, RBK_PASSWORD, RBK_PASSWORD_FILE or
+    /// RBK_PASSWORD_COMMAND, rbk.toml, a prompt; a file and a command together is an error.
+    // No `env =`: clap would merge the variable into the flag, and a flag must beat
+    // RBK_PASSWORD while the variable must not (password.rs `choose`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        global = true,
+        conflicts_with = "password_command"
+    )]
     pub password_file: Option<PathBuf>,
-    /// Run this shell command and use its output as the password.
-    #[arg(long, env = "RBK_PASSWORD_COMMAND", global = true)]
+    /// Run CMD with `sh -c` and use the first line it prints as the password
+    /// (see --password-file for the order of the sources).
+    #[arg(long, value_name = "CMD", global = true)]
     pub password_command: Option<String>,
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
@@ -56,21 +68,30 @@ impl GlobalArgs {
         if let Some(r) = &self.repo {
             return Ok(r.clone());
         }
-        self.settings()?.repository.context(
-            "no repository given: use --repo DIR, set RBK_REPO, or `repository` in rbk.toml",
-        )
+        self.settings()?.repository.ok_or_else(|| {
+            crate::usage!(
+                "no repository given: use --repo DIR, set RBK_REPO, or `repository` in rbk.toml"
+            )
+        })
     }
 
     pub fn backend(&self) -> Result<Arc<LocalBackend>> {
         Ok(Arc::new(LocalBackend::new(self.repo_path()?)))
     }
 
-    pub fn password_source(&self) -> Result<PasswordSource> {
+    /// Where the repository password comes from (password.rs `choose` has the order).
+    pub fn password_source(&self) -> Result<PasswordFrom> {
         let settings = self.settings()?;
-        Ok(PasswordSource {
-            file: self.password_file.clone().or(settings.password_file),
-            command: self.password_command.clone().or(settings.password_command),
-        })
+        choose(
+            PasswordSource {
+                file: self.password_file.clone(),
+                command: self.password_command.clone(),
+            },
+            PasswordSource {
+                file: settings.password_file,
+                command: settings.password_command,
+            },
+        )
     }
 
     pub fn open(&self) -> Result<Repository> {

@@ -14,7 +14,7 @@ use crate::store::{InitOptions, Repository};
 #[derive(Args, Debug)]
 pub struct InitArgs {
     /// zstd level for stored chunks (1-22).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub compression: i32,
     /// Argon2id memory in MiB for the key (lower only for small machines).
     #[arg(long, default_value_t = 64)]
@@ -43,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
         println!(
             "created repository {} at {}",
             repo.config().repo_id.short(),
-            local.root().display()
+            super::output::esc(&local.root().display().to_string())
         );
         println!("keep the password safe: without it the backups cannot be read");
     }

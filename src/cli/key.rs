@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::global::GlobalArgs;
-use super::output::json;
+use super::output::{esc, json};
 use super::password::{PasswordSource, read_new_password};
 use crate::store::keys::{KdfParams, KeyFile};
 use crate::store::time::format_unix;
@@ -154,12 +154,13 @@ fn list(global: &GlobalArgs) -> Result<u8> {
             let mark = if name == current { '*' } else { ' ' };
             match k {
                 Ok(k) => println!(
-                    "{mark} {name:<32} {:<16} {:<25} {}",
-                    k.host,
+                    "{mark} {:<32} {:<16} {:<25} {}",
+                    esc(name),
+                    esc(&k.host),
                     format_unix(k.created),
                     describe_kdf(k)
                 ),
-                Err(e) => println!("{mark} {name:<32} damaged: {e}"),
+                Err(e) => println!("{mark} {:<32} damaged: {}", esc(name), esc(&e.to_string())),
             }
         }
         println!(
@@ -186,7 +187,7 @@ fn add(global: &GlobalArgs, args: &AddArgs) -> Result<u8> {
     if global.json {
         json(&serde_json::json!({ "added": name }));
     } else if !global.quiet {
-        println!("added key {name}");
+        println!("added key {}", esc(&name));
     }
     Ok(super::exit::OK)
 }
@@ -200,7 +201,7 @@ fn remove(global: &GlobalArgs, args: &RemoveArgs) -> Result<u8> {
     if global.json {
         json(&serde_json::json!({ "removed": name }));
     } else if !global.quiet {
-        println!("removed key {name}");
+        println!("removed key {}", esc(&name));
     }
     Ok(super::exit::OK)
 }
@@ -214,7 +215,9 @@ fn passwd(global: &GlobalArgs, args: &PasswdArgs) -> Result<u8> {
         json(&serde_json::json!({ "added": added, "removed": removed }));
     } else if !global.quiet {
         println!(
-            "added key {added} for the new password; removed key {removed} (the old password)"
+            "added key {} for the new password; removed key {} (the old password)",
+            esc(&added),
+            esc(&removed)
         );
     }
     Ok(super::exit::OK)

@@ -1,5 +1,7 @@
-//! Getting the password: environment, file, command, or a prompt that does not echo. Never a flag.
+//! Getting the password: a file, a command, the environment, or a prompt that does not echo.
+//! Never the password itself as a flag.
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -7,26 +9,90 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use zeroize::{Zeroize, Zeroizing};
 
+/// A password file and a password command, as one level (flags, rbk.toml) gives them.
 pub struct PasswordSource {
     pub file: Option<PathBuf>,
     pub command: Option<String>,
 }
 
-/// In order: `RBK_PASSWORD`, the file, the command, then a prompt on a
-/// terminal (twice when `confirm`, for `init`).
-pub fn read_password(src: &PasswordSource, confirm: bool) -> Result<Zeroizing<String>> {
-    if let Ok(p) = std::env::var("RBK_PASSWORD") {
-        return non_empty(Zeroizing::new(p), "RBK_PASSWORD");
+/// Where the repository password comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PasswordFrom {
+    File(PathBuf),
+    Command(String),
+    /// `RBK_PASSWORD`.
+    Variable,
+    Prompt,
+}
+
+/// The first source that is set, in this order (README, "Options for every command"):
+/// the `--password-file`/`--password-command` flags, `RBK_PASSWORD`,
+/// `RBK_PASSWORD_FILE`/`RBK_PASSWORD_COMMAND`, rbk.toml's `password_file`/`password_command`,
+/// then the prompt. What the command line says beats what the environment says, and the
+/// environment beats the configuration file. A file and a command at the same level is a
+/// usage error (as restic's): which one was meant cannot be known. An empty variable counts
+/// as unset, except `RBK_PASSWORD`, which then holds an empty password (refused when read).
+pub fn choose(flags: PasswordSource, settings: PasswordSource) -> Result<PasswordFrom> {
+    if let Some(from) = one_of(flags, "--password-file and --password-command")? {
+        return Ok(from);
     }
-    if let Some(p) = from_file_or_command(src, "password")? {
-        return Ok(p);
+    if std::env::var_os("RBK_PASSWORD").is_some() {
+        return Ok(PasswordFrom::Variable);
     }
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "no password: set RBK_PASSWORD, RBK_PASSWORD_FILE or RBK_PASSWORD_COMMAND (no terminal to ask on)"
-        );
+    let env = PasswordSource {
+        file: variable("RBK_PASSWORD_FILE").map(PathBuf::from),
+        command: variable("RBK_PASSWORD_COMMAND")
+            .map(|c| {
+                c.into_string()
+                    .map_err(|_| crate::usage!("RBK_PASSWORD_COMMAND is not valid UTF-8"))
+            })
+            .transpose()?,
+    };
+    if let Some(from) = one_of(env, "RBK_PASSWORD_FILE and RBK_PASSWORD_COMMAND")? {
+        return Ok(from);
     }
-    prompt("repository password", confirm)
+    if let Some(from) = one_of(settings, "rbk.toml's password_file and password_command")? {
+        return Ok(from);
+    }
+    Ok(PasswordFrom::Prompt)
+}
+
+fn variable(name: &str) -> Option<OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// The one source a level sets, if any; both is an error naming them (`both`).
+fn one_of(level: PasswordSource, both: &str) -> Result<Option<PasswordFrom>> {
+    match (level.file, level.command) {
+        (Some(_), Some(_)) => Err(crate::usage!(
+            "{both} are both set: give a password file or a password command, not both"
+        )),
+        (Some(file), None) => Ok(Some(PasswordFrom::File(file))),
+        (None, Some(command)) => Ok(Some(PasswordFrom::Command(command))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Reads the password from where `choose` said; the prompt asks on a terminal (twice when
+/// `confirm`, for `init`).
+pub fn read_password(from: &PasswordFrom, confirm: bool) -> Result<Zeroizing<String>> {
+    match from {
+        PasswordFrom::File(path) => from_file(path, "password"),
+        PasswordFrom::Command(cmd) => from_command(cmd, "password"),
+        PasswordFrom::Variable => match std::env::var("RBK_PASSWORD") {
+            Ok(p) => non_empty(Zeroizing::new(p), "RBK_PASSWORD"),
+            Err(_) => bail!("RBK_PASSWORD is not valid UTF-8"),
+        },
+        PasswordFrom::Prompt => {
+            if !std::io::stdin().is_terminal() {
+                return Err(crate::usage!(
+                    "no password: give --password-file or --password-command, or set \
+                     RBK_PASSWORD, RBK_PASSWORD_FILE or RBK_PASSWORD_COMMAND (no terminal to ask on)"
+                ));
+            }
+            prompt("repository password", confirm)
+        }
+    }
 }
 
 /// A second password, for `rbk key add` and `rbk key passwd`: the file, the
@@ -37,9 +103,9 @@ pub fn read_new_password(src: &PasswordSource) -> Result<Zeroizing<String>> {
         return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
-        bail!(
+        return Err(crate::usage!(
             "no new password: use --new-password-file or --new-password-command (no terminal to ask on)"
-        );
+        ));
     }
     prompt("new password", true)
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json};
+use super::output::{bytes, esc, esc_join, json};
 use crate::backup::stack::label;
 use crate::retention::{Candidate, Count, Decision, Policy, Within, parse_tag_set, plan};
 use crate::store::lock::LockKind;
@@ -281,7 +281,7 @@ fn print_outcome(
     }
     let would = if report.dry_run { "would be " } else { "" };
     if !reclaim_only {
-        println!("policy: {}", policy.describe());
+        println!("policy: {}", esc(&policy.describe()));
         let mut group = None;
         for d in decisions {
             if group != Some(&d.group) {
@@ -289,15 +289,19 @@ fn print_outcome(
                 println!(
                     "{}:",
                     if d.group.is_empty() {
-                        "all snapshots"
+                        "all snapshots".into()
                     } else {
-                        &d.group
+                        esc(&d.group)
                     }
                 );
             }
             let short = d.id.get(..8).unwrap_or(&d.id);
             if d.keep {
-                println!("  keep    {short}  {}  {}", d.time, d.reasons.join(", "));
+                println!(
+                    "  keep    {short}  {}  {}",
+                    d.time,
+                    esc_join(&d.reasons, ", ")
+                );
             } else {
                 println!("  remove  {short}  {}", d.time);
             }
@@ -328,7 +332,7 @@ fn print_outcome(
             report.packs_waiting
         );
         for w in &report.waiting_for {
-            println!("  {w}");
+            println!("  {}", esc(w));
         }
     }
     if report.packs_rescued > 0 {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json};
+use super::output::{bytes, esc, esc_join, json};
 use crate::backup::host::HostConfig;
 use crate::restore::host::{HostRestoreOutcome, restore_host};
 use crate::restore::restore_to_dir;
@@ -72,9 +72,9 @@ pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
         for p in &restored {
             println!(
                 "  {:<24} {:>10}  {}",
-                p.name,
+                esc(&p.name),
                 bytes(p.bytes),
-                p.path.display()
+                esc(&p.path.display().to_string())
             );
         }
         println!(
@@ -89,14 +89,18 @@ pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
 
 fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
     if !args.parts.is_empty() {
-        anyhow::bail!("--part selects files to write; use it with --to DIR");
+        return Err(crate::usage!(
+            "--part selects files to write; use it with --to DIR"
+        ));
     }
     let settings = global.settings()?;
     if let Some(host) = &settings.host {
         return run_host(global, args, host);
     }
     if args.dry_run {
-        anyhow::bail!("--dry-run plans a host-mode restore ([host] in rbk.toml)");
+        return Err(crate::usage!(
+            "--dry-run plans a host-mode restore ([host] in rbk.toml)"
+        ));
     }
     let repo = global.open()?;
     let options = StackRestoreOptions {
@@ -108,13 +112,13 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
         json(&serde_json::to_value(&report)?);
     } else if !global.quiet {
         for w in &report.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", esc(w));
         }
         println!(
             "restored {} of snapshot {} into stack {}; RushDB was down for {:.1} s and is running again",
-            report.restored.join(" + "),
+            esc_join(&report.restored, " + "),
             &report.snapshot[..8],
-            report.project,
+            esc(&report.project),
             report.downtime_ms as f64 / 1000.0
         );
     }
@@ -124,7 +128,9 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
 
 fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Result<u8> {
     if args.project.is_some() {
-        anyhow::bail!("--project names a Compose project; rbk.toml selects host mode");
+        return Err(crate::usage!(
+            "--project names a Compose project; rbk.toml selects host mode"
+        ));
     }
     let repo = global.open()?;
     let outcome = restore_host(&repo, &args.snapshot, host, args.dry_run)?;
@@ -140,13 +146,13 @@ fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Resul
             println!(
                 "would restore snapshot {} ({}) in host mode:",
                 &plan.snapshot[..8],
-                plan.time
+                esc(&plan.time)
             );
             for (i, step) in plan.steps.iter().enumerate() {
-                println!("  {}. {step}", i + 1);
+                println!("  {}. {}", i + 1, esc(step));
             }
             for w in &plan.warnings {
-                println!("warning: {w}");
+                println!("warning: {}", esc(w));
             }
             println!("nothing was touched (--dry-run)");
         }
@@ -156,11 +162,11 @@ fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Resul
         HostRestoreOutcome::Restored(report) => {
             if !global.quiet {
                 for w in &report.warnings {
-                    eprintln!("warning: {w}");
+                    eprintln!("warning: {}", esc(w));
                 }
                 println!(
                     "restored {} of snapshot {}; the stack was paused for {:.1} s and is resumed",
-                    report.restored.join(" + "),
+                    esc_join(&report.restored, " + "),
                     &report.snapshot[..8],
                     report.downtime_ms as f64 / 1000.0
                 );

@@ -71,8 +71,9 @@ impl Settings {
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
+        // A setting rbk does not know or cannot read is for the user to fix, as a bad flag is.
         toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid rbk configuration", path.display()))
+            .map_err(|e| crate::usage!("{} is not a valid rbk configuration: {e}", path.display()))
     }
 
     /// The stack settings over the defaults, with `project` from the command line winning,

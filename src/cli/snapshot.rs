@@ -2,16 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json, rate};
+use super::output::{bytes, esc, esc_join, json, rate};
 use crate::backup::host::snapshot_host;
 use crate::backup::stack::{
     StackOutcome, StackPlan, StackSnapshotOptions, pause_ms, snapshot_stack,
 };
-use crate::backup::{PartSpec, SnapshotOptions, snapshot};
+use crate::backup::{PartSpec, SnapshotOptions, check_plan, snapshot};
 use crate::parts::PartInput;
 
 /// Take a snapshot: of the running RushDB stack (no part options), or of
@@ -41,6 +41,7 @@ pub struct SnapshotArgs {
     /// nothing is committed if it exits non-zero.
     #[arg(long = "command", value_name = "NAME", requires = "program")]
     pub command_name: Option<String>,
+    /// The producer for --command NAME, and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     pub program: Vec<String>,
     /// Label the snapshot with these tags (comma-separated, as `prune --keep-tag`
@@ -57,6 +58,10 @@ pub struct SnapshotArgs {
     /// for importing older dumps with --path. Retention uses it and its offset.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub time: Option<String>,
+    /// Accept a --time more than 5 minutes ahead of this machine's clock (it would be the
+    /// newest snapshot, and the end of every --keep-within window, until that time passes).
+    #[arg(long, requires = "time")]
+    pub allow_future: bool,
     /// Stack mode: print the plan (containers found, what stops) and do nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -73,7 +78,10 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     let mut parts = Vec::new();
     for path in &args.paths {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            bail!("{} has no file name to name its part", path.display());
+            return Err(crate::usage!(
+                "{} has no file name to name its part; use --stdin NAME < FILE",
+                path.display()
+            ));
         };
         parts.push(PartSpec {
             name: name.to_string(),
@@ -94,19 +102,21 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
                 args: rest.to_vec(),
             },
         }),
-        (None, Some(_)) => bail!("a program after `--` needs --command NAME"),
-        (Some(_), None) => bail!("--command NAME needs a program after `--`"),
+        (None, Some(_)) => return Err(crate::usage!("a program after `--` needs --command NAME")),
+        (Some(_), None) => return Err(crate::usage!("--command NAME needs a program after `--`")),
         (None, None) => {}
     }
     if parts.is_empty() {
         return run_stack(global, args);
     }
     if args.dry_run || args.volumes {
-        bail!(
+        return Err(crate::usage!(
             "--dry-run and --volumes are for a stack snapshot; they cannot be combined with --path, --stdin or --command"
-        );
+        ));
     }
-    let repo = global.open()?;
+    if let Some(time) = &args.time {
+        refuse_future(time, args.allow_future)?;
+    }
     let options = SnapshotOptions {
         parts,
         tags: args.tags.concat(),
@@ -115,6 +125,9 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         time: args.time.clone(),
         ..SnapshotOptions::default()
     };
+    // Usage errors before the password is asked for, as clap's are.
+    check_plan(&options)?;
+    let repo = global.open()?;
     let (id, snap) = snapshot(&repo, &options)?;
     report(global, &id, &snap, None);
     Ok(super::exit::OK)
@@ -128,18 +141,42 @@ fn parse_time(s: &str) -> std::result::Result<String, String> {
         .ok_or_else(|| format!("{s:?} is not an RFC 3339 time like 2026-03-01T02:00:00+01:00"))
 }
 
+/// How far ahead of the clock `--time` may be without `--allow-future`: clock skew between
+/// the machine that made a dump and this one, not a date typed a year wrong.
+const FUTURE_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// A snapshot dated in the future would be `latest` until that time and would move every
+/// `--keep-within` window with it: refused unless asked for.
+fn refuse_future(time: &str, allow: bool) -> Result<()> {
+    let Some(t) = crate::store::time::parse_rfc3339(time) else {
+        return Ok(());
+    };
+    let ahead = t.unix_timestamp() - crate::store::time::now_unix();
+    if ahead > FUTURE_TOLERANCE_SECS && !allow {
+        return Err(crate::usage!(
+            "--time {time} is {} ahead of this machine's clock: the snapshot would be the newest \
+             until then, and --keep-within would count from it. Check the date, or give \
+             --allow-future",
+            humantime::format_duration(std::time::Duration::from_secs(ahead.unsigned_abs()))
+        ));
+    }
+    Ok(())
+}
+
 fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     if args.time.is_some() {
-        bail!("--time records when imported dumps were taken; a stack snapshot is taken now");
+        return Err(crate::usage!(
+            "--time records when imported dumps were taken; a stack snapshot is taken now"
+        ));
     }
     let settings = global.settings()?;
+    if settings.host.is_some() && (args.dry_run || args.volumes) {
+        return Err(crate::usage!(
+            "--dry-run and --volumes are for a Docker stack snapshot; rbk.toml selects host mode"
+        ));
+    }
     let repo = global.open()?;
     if let Some(host) = &settings.host {
-        if args.dry_run || args.volumes {
-            bail!(
-                "--dry-run and --volumes are for a Docker stack snapshot; rbk.toml selects host mode"
-            );
-        }
         let (id, snap) = snapshot_host(&repo, host, &args.tags.concat(), args.host.clone())?;
         report(global, &id, &snap, None);
         return Ok(super::exit::OK);
@@ -165,7 +202,7 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         StackOutcome::Saved { id, snapshot, plan } => {
             if !global.json && !global.quiet {
                 for w in &plan.warnings {
-                    eprintln!("warning: {w}");
+                    eprintln!("warning: {}", esc(w));
                 }
             }
             report(global, &id, &snapshot, Some(&plan));
@@ -178,14 +215,14 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
 }
 
 fn print_plan(plan: &StackPlan) {
-    println!("stack {}:", plan.project);
-    println!("  rushdb  {}", plan.rushdb);
-    println!("  graph   {}", plan.graph);
-    println!("  sql     {}", plan.sql);
+    println!("stack {}:", esc(&plan.project));
+    println!("  rushdb  {}", esc(&plan.rushdb));
+    println!("  graph   {}", esc(&plan.graph));
+    println!("  sql     {}", esc(&plan.sql));
     println!(
         "would stop {} (in that order), store {}, then start them again",
-        plan.stops.join(", "),
-        plan.parts.join(" + ")
+        esc_join(&plan.stops, ", "),
+        esc_join(&plan.parts, " + ")
     );
     match plan.last_pause_ms {
         Some(ms) => println!(
@@ -195,7 +232,7 @@ fn print_plan(plan: &StackPlan) {
         None => println!("no earlier stack snapshot to estimate the write pause from"),
     }
     for w in &plan.warnings {
-        println!("warning: {w}");
+        println!("warning: {}", esc(w));
     }
 }
 
@@ -228,7 +265,12 @@ fn report(
         }));
     } else if !global.quiet {
         for p in &snap.parts {
-            println!("  {:<24} {:>10}  {}", p.name, bytes(p.source_size), p.codec);
+            println!(
+                "  {:<24} {:>10}  {}",
+                esc(&p.name),
+                bytes(p.source_size),
+                esc(&p.codec)
+            );
         }
         println!(
             "snapshot {} saved: read {}, added {} ({} of {} chunks new), {:.1} s, {}",

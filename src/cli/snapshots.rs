@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json};
+use super::output::{bytes, esc, esc_join, json};
 
 /// List snapshots, oldest first.
 ///
@@ -66,18 +66,18 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     let parts: Vec<String> = s
                         .parts
                         .iter()
-                        .map(|p| format!("{} ({})", p.name, bytes(p.source_size)))
+                        .map(|p| format!("{} ({})", esc(&p.name), bytes(p.source_size)))
                         .collect();
                     let stack = match project_of(s) {
-                        Some(p) => format!("{}/{p}", s.host),
-                        None => s.host.clone(),
+                        Some(p) => format!("{}/{}", esc(&s.host), esc(p)),
+                        None => esc(&s.host).into_owned(),
                     };
                     let pause = crate::backup::stack::pause_ms(s)
                         .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
                         .unwrap_or_else(|| "-".into());
                     rows.push([
                         id.short(),
-                        crate::store::time::display(&s.time),
+                        esc(&crate::store::time::display(&s.time)).into_owned(),
                         stack,
                         bytes(s.stats.bytes_read),
                         bytes(s.stats.bytes_added),
@@ -85,12 +85,16 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                         if s.tags.is_empty() {
                             "-".into()
                         } else {
-                            s.tags.join(",")
+                            esc_join(&s.tags, ",")
                         },
                         parts.join(", "),
                     ]);
                 }
-                Err(e) => damaged.push(format!("{:<9} damaged: {e}", id.short())),
+                Err(e) => damaged.push(format!(
+                    "{:<9} damaged: {}",
+                    id.short(),
+                    esc(&e.to_string())
+                )),
             }
         }
         let mut width = header.map(str::len);

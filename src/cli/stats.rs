@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json};
+use super::output::{bytes, esc, json};
 use crate::store::stats::{DayGrowth, stats};
 
 /// Calendar days the text chart shows, up to the last snapshot's: a month of nightly runs
@@ -64,7 +64,7 @@ pub fn run(global: &GlobalArgs, _args: &StatsArgs) -> Result<u8> {
         println!(
             "{:<9} {:<26} {:>10} {:>10}",
             f.short_id,
-            crate::store::time::display(&f.time),
+            esc(&crate::store::time::display(&f.time)),
             bytes(f.bytes_read),
             bytes(f.bytes_added)
         );
@@ -82,12 +82,12 @@ pub fn run(global: &GlobalArgs, _args: &StatsArgs) -> Result<u8> {
         match day {
             Some(day) => println!(
                 "{:<10} {:<width$} {:>10}",
-                date,
+                esc(date),
                 bar.next().unwrap_or_default(),
                 bytes(day.bytes_added),
                 width = BAR_WIDTH as usize
             ),
-            None => println!("{date:<10} (no snapshot)"),
+            None => println!("{:<10} (no snapshot)", esc(date)),
         }
     }
     Ok(super::exit::OK)

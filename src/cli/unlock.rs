@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::json;
+use super::output::{esc, json};
 use crate::store::format::FileKind;
 use crate::store::lock::{hostname, list_locks};
 
@@ -45,10 +45,10 @@ pub fn run(global: &GlobalArgs, args: &UnlockArgs) -> Result<u8> {
         json(&serde_json::json!({"removed": removed, "kept": kept}));
     } else if !global.quiet {
         for r in &removed {
-            println!("removed {r}");
+            println!("removed {}", esc(r));
         }
         for k in &kept {
-            println!("kept (still alive) {k}");
+            println!("kept (still alive) {}", esc(k));
         }
         println!("{} lock(s) removed", removed.len());
     }

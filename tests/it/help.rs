@@ -207,3 +207,233 @@ fn shipped_schedules_prune_after_a_snapshot_with_warnings_and_not_after_a_failur
         );
     }
 }
+
+// ---------------------------------------------------------------- item 19: help and man page
+
+/// Every argument of every command (options, positional arguments such as snapshot ids, the
+/// program after `--`) says what it is in `--help` and the man page.
+#[test]
+fn every_argument_is_described() {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&Cli::command(), "rbk", &mut missing);
+    assert!(missing.is_empty(), "arguments without help: {missing:?}");
+}
+
+/// `rbk snapshot --help` shows the options every command takes under their own heading,
+/// after the command's own.
+#[test]
+fn help_shows_global_options_apart() {
+    let env = Env::empty();
+    let help = env.ok(&["snapshot", "--help"]).stdout;
+    let heading = help
+        .find("\nGlobal options:\n")
+        .unwrap_or_else(|| panic!("no `Global options:` heading:\n{help}"));
+    let own = help.find("--path").expect("--path");
+    let repo = help.find("--repo").expect("--repo");
+    assert!(own < heading && heading < repo, "{help}");
+}
+
+/// Every `RBK_*` variable the source reads (test-only knobs included, they are documented as
+/// such), by the token in non-test code.
+fn variables_rbk_reads() -> std::collections::BTreeSet<String> {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    // Read only by unit tests (golden files), never by the binary.
+    const TEST_ONLY: [&str; 1] = ["RBK_BLESS"];
+    let mut paths = Vec::new();
+    files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut paths,
+    );
+    let mut out = std::collections::BTreeSet::new();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).expect("read");
+        let code = &text[..text.find("#[cfg(test)]").unwrap_or(text.len())];
+        let bytes = code.as_bytes();
+        for (at, _) in code.match_indices("RBK_") {
+            if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+                continue;
+            }
+            let name: String = code[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if name.len() > 4 && !TEST_ONLY.contains(&name.as_str()) {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// The codes of the README's exit-code table.
+fn readme_exit_codes() -> Vec<(String, String)> {
+    let readme = include_str!("../../README.md");
+    let table = readme
+        .split("### Exit codes")
+        .nth(1)
+        .expect("README has an exit-code table");
+    table
+        .lines()
+        .skip_while(|l| !l.starts_with("| code"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_string(), cells[2].to_string())
+        })
+        .collect()
+}
+
+/// The man page formatted by man(1) where it exists (else the roff with its escapes undone).
+fn formatted_man_page() -> String {
+    let env = Env::empty();
+    let page = env.ok(&["man"]).stdout;
+    // Without man(1): headings unindented, text indented, requests dropped, as man shows it.
+    let plain = || {
+        let mut out = String::new();
+        for line in page.lines() {
+            let line = line
+                .replace("\\-", "-")
+                .replace("\\fB", "")
+                .replace("\\fR", "")
+                .replace("\\fI", "");
+            if let Some(heading) = line.strip_prefix(".SH ") {
+                out.push_str(heading.trim_matches('"'));
+            } else if line.starts_with('.') {
+                continue;
+            } else {
+                out.push_str("       ");
+                out.push_str(&line);
+            }
+            out.push('\n');
+        }
+        out
+    };
+    let Ok(mut child) = Command::new("man")
+        .args(["-l", "-"])
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "200")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return plain();
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page.as_bytes())
+        .expect("feed man");
+    let out = child.wait_with_output().expect("man");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Bold and underline as overstrikes, when man does not strip them.
+    let mut text = String::new();
+    for c in String::from_utf8_lossy(&out.stdout).chars() {
+        if c == '\u{8}' {
+            text.pop();
+        } else {
+            text.push(c);
+        }
+    }
+    text
+}
+
+/// The lines of section `name` of a formatted page (up to the next unindented heading).
+fn section<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| l.trim_end() != name)
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .collect()
+}
+
+#[test]
+fn man_page_has_exit_status_and_environment_and_no_missing_pages() {
+    let text = formatted_man_page();
+
+    let exit = section(&text, "EXIT STATUS");
+    assert!(!exit.is_empty(), "no EXIT STATUS section:\n{text}");
+    let codes = readme_exit_codes();
+    assert!(codes.len() >= 7, "{codes:?}");
+    for (code, _) in &codes {
+        assert!(
+            exit.iter()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))
+                    || l.trim() == code.as_str()),
+            "EXIT STATUS lacks code {code}:\n{}",
+            exit.join("\n")
+        );
+    }
+
+    let environment = section(&text, "ENVIRONMENT").join("\n");
+    assert!(!environment.is_empty(), "no ENVIRONMENT section:\n{text}");
+    let mut wanted = variables_rbk_reads();
+    assert!(wanted.contains("RBK_PASSWORD"), "{wanted:?}");
+    wanted.insert("DOCKER_HOST".into());
+    for v in &wanted {
+        assert!(
+            environment.contains(v.as_str()),
+            "ENVIRONMENT lacks {v}:\n{environment}"
+        );
+    }
+
+    // No reference to a page that does not exist: rbk's commands are sections of this page.
+    const REAL: [&str; 4] = ["rbk(1)", "zstd(1)", "systemd.timer(5)", "crontab(5)"];
+    let mut refs = Vec::new();
+    for (at, _) in text.match_indices('(') {
+        let section = text[at + 1..].chars().next();
+        if !section.is_some_and(|c| c.is_ascii_digit()) || text[at..].chars().nth(2) != Some(')') {
+            continue;
+        }
+        let name: String = text[..at]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let reference = format!("{name}{}", &text[at..at + 3]);
+        if !name.is_empty() && !REAL.contains(&reference.as_str()) {
+            refs.push(reference);
+        }
+    }
+    assert!(
+        refs.is_empty(),
+        "references to pages that do not exist: {refs:?}"
+    );
+
+    // Each `key` command has its own section, with its options.
+    for name in ["LIST", "ADD", "REMOVE", "PASSWD"] {
+        assert!(
+            text.contains(&format!("RBK KEY {name}")),
+            "no RBK KEY {name}:\n{text}"
+        );
+    }
+    assert!(text.contains("--new-password-file"), "key add's options");
+}
