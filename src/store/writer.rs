@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -350,6 +351,13 @@ impl<'r> SnapshotWriter<'r> {
 
 impl Drop for SnapshotWriter<'_> {
     fn drop(&mut self) {
+        if !self.indexed
+            && let Some(packer) = &self.packer
+        {
+            // Abandoned (a failed part, an interrupt): packs not yet written would only be
+            // deleted again, so the packer writes no more of them.
+            packer.abandoned.store(true, Ordering::SeqCst);
+        }
         let _ = self.close_packer();
         if self.indexed {
             return;
@@ -372,6 +380,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 struct Packer {
     tx: Option<SyncSender<SealedBlob>>,
+    /// Set when the writer is dropped without a commit: write no further pack.
+    abandoned: Arc<AtomicBool>,
     /// The pack writer's error, for whichever stream notices first.
     failure: Arc<Mutex<Option<StoreError>>>,
     handle: Option<JoinHandle<Option<Vec<IndexedPack>>>>,
@@ -390,11 +400,16 @@ impl Packer {
         let (tx, rx) = sync_channel::<SealedBlob>(PACKER_QUEUE);
         let failure = Arc::new(Mutex::new(None));
         let disk_failure = failure.clone();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let (fill_abandoned, disk_abandoned) = (abandoned.clone(), abandoned.clone());
         let handle = std::thread::spawn(move || -> Option<Vec<IndexedPack>> {
             let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(1);
             let disk = std::thread::spawn(move || -> Option<Vec<IndexedPack>> {
                 let mut done = Vec::new();
                 for (id, bytes, blobs) in pack_rx {
+                    if disk_abandoned.load(Ordering::SeqCst) {
+                        return None;
+                    }
                     // Recorded before the write, so an abort also removes a
                     // pack whose write failed halfway (a no-op if it never appeared).
                     lock(&written).push(id);
@@ -419,7 +434,7 @@ impl Packer {
                     break; // the disk thread failed and recorded why
                 }
             }
-            if !builder.is_empty() {
+            if !builder.is_empty() && !fill_abandoned.load(Ordering::SeqCst) {
                 let _ = pack_tx.send(builder.finish(&crypto));
             }
             drop(pack_tx);
@@ -427,6 +442,7 @@ impl Packer {
         });
         Packer {
             tx: Some(tx),
+            abandoned,
             failure,
             handle: Some(handle),
         }
