@@ -78,6 +78,8 @@ pub mod exit {
     /// complete, the check found no damage) but reported something the user should look at.
     /// Its own code, so that an unattended run can raise it without calling it a failure.
     pub const WARNINGS: u8 = 6;
+    /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report a Ctrl-C): nothing saved.
+    pub const INTERRUPTED: u8 = 130;
 
     /// What each code means, for `rbk man` (the README's table says the same; a test holds
     /// the man page to its codes).

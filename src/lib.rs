@@ -6,6 +6,8 @@
 //! which never touch the store).
 
 pub mod backup;
+pub mod cancel;
+pub mod child;
 pub mod cli;
 pub mod codec;
 pub mod parts;

@@ -1,13 +1,19 @@
 //! What a snapshot part is made from: inputs (file, stdin, a producer command) and codec envelopes.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+use crate::cancel::{Cancel, Interruptible};
 use crate::codec::neo4j_dump::{DumpFormat, Envelope};
 
 /// Codec names recorded in manifests.
@@ -69,6 +75,53 @@ pub fn decode_envelope(bytes: &[u8]) -> Option<Envelope> {
         _ => return None,
     };
     Some(Envelope { format, header })
+}
+
+/// Opens a file part for reading, once: the handle is what the snapshot reads, so a FIFO or
+/// a device is read exactly once. Opened with `O_NONBLOCK`, so opening a FIFO never waits for
+/// its writer (a wait nothing could interrupt); reads of a FIFO then wait in `poll(2)`
+/// ([`Interruptible`]), which notices a cancellation. A regular file is switched back to
+/// blocking reads.
+pub fn open_file(path: &Path) -> io::Result<File> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        set_nonblocking(&file, false)?;
+    }
+    Ok(file)
+}
+
+/// Standard input as a file of its own (a duplicate of descriptor 0): read directly, never
+/// through std's buffered `Stdin`, whose buffer a `poll(2)` of the descriptor cannot see.
+pub fn open_stdin() -> io::Result<File> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
+    let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+fn set_nonblocking(file: &File, on: bool) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; no memory involved.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A name restore may write as a file in the target directory: one safe file name (not
@@ -165,19 +218,46 @@ const STDERR_TAIL_LINES: usize = 20;
 pub struct CommandReader {
     name: String,
     child: Child,
-    stdout: ChildStdout,
+    stdout: Interruptible<ChildStdout>,
     stderr: Option<JoinHandle<()>>,
     tail: Arc<Mutex<VecDeque<String>>>,
     finished: bool,
+    /// Set for a producer in a process group of its own (see [`spawn`](Self::spawn)).
+    cancel: Option<Cancel>,
 }
 
 impl CommandReader {
-    pub fn spawn(program: &str, args: &[String]) -> io::Result<CommandReader> {
-        let mut child = Command::new(program)
-            .args(args)
+    /// Starts `program` with `args`, its stdin empty, its stdout to be read, its stderr's tail
+    /// kept for the error message.
+    ///
+    /// With a `cancel`, the producer leads a process group of its own (so that a pipeline it
+    /// runs, `sh -c 'a | b'`, can be ended whole), its output is read through
+    /// [`Interruptible`] and the wait for its exit status notices the flag too; a reader
+    /// dropped before the end ends the whole group (SIGTERM, then SIGKILL after a grace
+    /// period). Without one (host mode, whose signal thread ends rbk's children itself) the
+    /// producer stays in rbk's group and a reader dropped early kills the producer alone.
+    pub fn spawn(
+        program: &str,
+        args: &[String],
+        cancel: Option<&Cancel>,
+    ) -> io::Result<CommandReader> {
+        let mut command = crate::child::command(program);
+        command.args(args);
+        CommandReader::start(command, cancel)
+    }
+
+    /// [`spawn`](Self::spawn) for a command built by the caller (through
+    /// [`crate::child::command`]), e.g. with a password in its environment.
+    pub fn start(mut command: Command, cancel: Option<&Cancel>) -> io::Result<CommandReader> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        if cancel.is_some() {
+            command.process_group(0);
+        }
+        let mut child = command
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start `{program}`: {e}")))?;
         let stdout = child
@@ -196,12 +276,13 @@ impl CommandReader {
             std::thread::spawn(move || drain_stderr(stderr, &tail))
         };
         Ok(CommandReader {
-            name: program.to_string(),
+            name: program,
             child,
-            stdout,
+            stdout: Interruptible::new(stdout, cancel.cloned().unwrap_or_default()),
             stderr: Some(drain),
             tail,
             finished: false,
+            cancel: cancel.cloned(),
         })
     }
 
@@ -230,6 +311,21 @@ impl CommandReader {
         }
         io::Error::other(msg)
     }
+
+    /// The producer's exit status, once its stdout has ended. A producer that closed its
+    /// stdout but runs on is waited for, unless cancelled.
+    fn exit_status(&mut self) -> io::Result<ExitStatus> {
+        let Some(cancel) = &self.cancel else {
+            return self.child.wait();
+        };
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            cancel.check()?;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 fn drain_stderr(stderr: ChildStderr, tail: &Mutex<VecDeque<String>>) {
@@ -254,7 +350,7 @@ impl Read for CommandReader {
         if n > 0 || buf.is_empty() {
             return Ok(n);
         }
-        let status = self.child.wait()?;
+        let status = self.exit_status()?;
         if !status.success() {
             return Err(self.failure(status));
         }
@@ -267,12 +363,20 @@ impl Drop for CommandReader {
     /// A reader dropped before the end (another part failed) must not leave
     /// the producer running or a zombie behind.
     fn drop(&mut self) {
-        if !self.finished {
+        if self.finished {
+            if let Some(t) = self.stderr.take() {
+                let _ = t.join();
+            }
+            return;
+        }
+        if self.cancel.is_some() {
+            crate::child::end_group(&mut self.child);
+        } else {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        if let Some(t) = self.stderr.take() {
-            let _ = t.join();
-        }
+        // Not joined: a process that left the group (a daemon it started) may hold the
+        // stderr pipe open; the thread ends when the pipe does, and keeps nothing alive.
+        drop(self.stderr.take());
     }
 }

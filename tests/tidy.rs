@@ -204,3 +204,21 @@ fn the_cli_prints_through_one_writer() {
         }
     }
 }
+
+/// Every child process is built by `child::command`, which keeps rbk's secrets
+/// (`RBK_PASSWORD`, the database passwords) out of the environment it inherits.
+#[test]
+fn only_child_rs_builds_processes() {
+    for f in rust_files(&src()) {
+        let r = rel(&f);
+        if r == "child.rs" {
+            continue;
+        }
+        for line in code_lines(&f) {
+            assert!(
+                !line.contains("Command::new"),
+                "{r}: build child processes with crate::child::command (it removes rbk's secrets from their environment): {line}"
+            );
+        }
+    }
+}

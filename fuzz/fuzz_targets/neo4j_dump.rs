@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let mut sink = Vec::new();
     match sniff(data) {
         Ok(Sniffed::Dump { mut inner, .. }) => drop(inner.read_to_end(&mut sink)),
-        Ok(Sniffed::Plain(mut replay)) => {
+        Ok(Sniffed::Plain { mut replay, .. }) => {
             // Plain input must come back byte for byte.
             if replay.read_to_end(&mut sink).is_ok() {
                 assert_eq!(sink, data);

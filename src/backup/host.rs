@@ -8,7 +8,6 @@
 //! in `restore/host.rs`.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,12 +16,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
 use super::stack::{PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label};
-use super::{new_snapshot, store_reader};
-use crate::parts::{CommandReader, PartInput};
-use crate::source::postgres::DUMP_FORMAT;
-use crate::store::manifest::Snapshot;
+use super::{Saved, new_snapshot, store_reader};
+use crate::parts::{CODEC_NEO4J_DUMP, CommandReader, PartInput};
+use crate::source::postgres::{DUMP_FORMAT, PgConnection};
+use crate::store::Repository;
 use crate::store::writer::SnapshotWriter;
-use crate::store::{Id, Repository};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +35,8 @@ pub struct HostConfig {
     /// `neo4j-admin` to run (default: none, no graph part).
     pub neo4j_admin: Option<String>,
     pub neo4j_database: Option<String>,
-    /// `postgres://user@host/db`; the password from PGPASSWORD or ~/.pgpass.
+    /// `postgres://user@host/db`; the password from PGPASSWORD or ~/.pgpass, or in the URL
+    /// (then handed to pg_dump and psql as PGPASSWORD, never on their command line).
     pub postgres_url: Option<String>,
     /// The SQLite metadata file (SQL_DB_PATH).
     pub sqlite_path: Option<PathBuf>,
@@ -93,7 +92,7 @@ impl Service {
 }
 
 fn sh(what: &str, cmd: &str) -> Result<()> {
-    let status = Command::new("sh")
+    let status = crate::child::command("sh")
         .arg("-c")
         .arg(cmd)
         .status()
@@ -365,7 +364,7 @@ pub fn snapshot_host(
     host: &HostConfig,
     tags: &[String],
     hostname: Option<String>,
-) -> Result<(Id, Snapshot)> {
+) -> Result<Saved> {
     if host.is_empty() {
         bail!("[host] in rbk.toml names no store: set neo4j_admin, postgres_url or sqlite_path");
     }
@@ -385,7 +384,7 @@ pub fn snapshot_host(
             program: admin.clone(),
             args: args.clone(),
         };
-        let reader = CommandReader::spawn(admin, &args)?;
+        let reader = CommandReader::spawn(admin, &args, None)?;
         parts.push(
             store_reader(&writer, PART_GRAPH, input.origin(), reader, None, false)
                 .with_context(|| format!("part {PART_GRAPH}"))?,
@@ -393,8 +392,16 @@ pub fn snapshot_host(
         pause.start(Service::Neo4j)?;
     }
     if let Some(url) = &host.postgres_url {
-        let args = vec![DUMP_FORMAT.to_string(), format!("--dbname={url}")];
-        let reader = CommandReader::spawn("pg_dump", &args)?;
+        // The password to pg_dump's environment: on its command line `ps` would show it.
+        let conn = PgConnection::parse(url).map_err(|e| anyhow!(e))?;
+        let mut command = crate::child::command("pg_dump");
+        command
+            .arg(DUMP_FORMAT)
+            .arg(format!("--dbname={}", conn.url));
+        if let Some((var, password)) = conn.env() {
+            command.env(var, password);
+        }
+        let reader = CommandReader::start(command, None)?;
         parts.push(
             store_reader(
                 &writer,
@@ -452,7 +459,23 @@ pub fn snapshot_host(
         (label::PAUSE_MS.into(), pause_ms.to_string()),
     ];
     let snapshot = new_snapshot(parts, tags, hostname, None, labels);
-    Ok(writer.commit(snapshot)?)
+    let (id, snapshot) = writer.commit(snapshot)?;
+    // As in the stack snapshot: saved, but a graph that is not stored as a dump needs a person.
+    let warnings = snapshot
+        .parts
+        .iter()
+        .filter(|p| p.name == PART_GRAPH && p.codec != CODEC_NEO4J_DUMP)
+        .map(|_| {
+            format!(
+                "{PART_GRAPH}: the output of neo4j-admin was not recognised as a dump; stored as it is"
+            )
+        })
+        .collect();
+    Ok(Saved {
+        id,
+        snapshot,
+        warnings,
+    })
 }
 
 #[cfg(test)]
@@ -465,7 +488,10 @@ mod tests {
         let (state, ppid) = stat_of(me).expect("/proc/self/stat");
         assert_ne!(state, 'Z');
         assert!(ppid > 0);
-        let mut child = Command::new("sleep").arg("5").spawn().expect("sleep");
+        let mut child = crate::child::command("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
         assert!(children_of(me as u32).contains(&(child.id() as i32)));
         child.kill().expect("kill");
         child.wait().expect("wait");

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 use zeroize::{Zeroize, Zeroizing};
@@ -130,7 +130,7 @@ fn from_file(path: &Path, what: &str) -> Result<Zeroizing<String>> {
 }
 
 fn from_command(cmd: &str, what: &str) -> Result<Zeroizing<String>> {
-    let out = Command::new("sh")
+    let out = crate::child::command("sh")
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::null())

@@ -1,9 +1,11 @@
 //! `rbk snapshot`: store files, stdin or a producer's output as one snapshot.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use anyhow::Result;
-use clap::Args;
+use anyhow::{Context, Result};
+use clap::{ArgAction, Args};
 
 use super::global::GlobalArgs;
 use super::output::{bytes, esc, esc_join, json, rate};
@@ -11,7 +13,8 @@ use crate::backup::host::snapshot_host;
 use crate::backup::stack::{
     StackOutcome, StackPlan, StackSnapshotOptions, pause_ms, snapshot_stack,
 };
-use crate::backup::{PartSpec, SnapshotOptions, check_plan, snapshot};
+use crate::backup::{Interrupted, PartSpec, Raw, Saved, SnapshotOptions, check_plan, snapshot};
+use crate::cancel::Cancel;
 use crate::parts::PartInput;
 
 /// Take a snapshot: of the running RushDB stack (no part options), or of
@@ -51,9 +54,17 @@ pub struct SnapshotArgs {
     /// Record this host name instead of the machine's.
     #[arg(long)]
     pub host: Option<String>,
-    /// Store every part byte for byte: no Neo4j dump detection.
-    #[arg(long)]
-    pub raw: bool,
+    /// Store parts byte for byte, with no Neo4j dump detection: every part, or with NAME
+    /// only that part (repeatable: --raw a.dump --raw b.dump).
+    #[arg(
+        long,
+        value_name = "NAME",
+        num_args = 0..=1,
+        // Never a part name (those are not empty): the bare flag, meaning every part.
+        default_missing_value = "",
+        action = ArgAction::Append
+    )]
+    pub raw: Vec<String>,
     /// Record this time (RFC 3339, e.g. 2026-03-01T02:00:00+01:00) instead of now:
     /// for importing older dumps with --path. Retention uses it and its offset.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -121,16 +132,102 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         parts,
         tags: args.tags.concat(),
         host: args.host.clone(),
-        raw: args.raw,
+        raw: raw_parts(&args.raw),
         time: args.time.clone(),
         ..SnapshotOptions::default()
     };
     // Usage errors before the password is asked for, as clap's are.
     check_plan(&options)?;
     let repo = global.open()?;
-    let (id, snap) = snapshot(&repo, &options)?;
-    report(global, &id, &snap, None);
-    Ok(super::exit::OK)
+    // After the password (a prompt must stay interruptible by Ctrl-C as usual) and before
+    // anything is locked or read.
+    let options = SnapshotOptions {
+        cancel: cancel_on_signals()?,
+        ..options
+    };
+    let saved = match snapshot(&repo, &options) {
+        Ok(saved) => saved,
+        Err(e) => {
+            return match e.downcast_ref::<Interrupted>() {
+                Some(i) => {
+                    say_interrupted(i);
+                    Ok(super::exit::INTERRUPTED)
+                }
+                None => Err(e),
+            };
+        }
+    };
+    Ok(saved_with_warnings(global, &saved))
+}
+
+/// `--raw` (every part), `--raw NAME` (those parts), or neither.
+fn raw_parts(raw: &[String]) -> Raw {
+    if raw.is_empty() {
+        Raw::Detect
+    } else if raw.iter().any(String::is_empty) {
+        Raw::All
+    } else {
+        Raw::Parts(raw.to_vec())
+    }
+}
+
+/// SIGINT and SIGTERM set the snapshot's cancellation flag, which its reads check: the
+/// snapshot then stops, removes what it wrote, releases its lock, ends a producer, and rbk
+/// exits 130. Only for snapshots of parts: the stack and host modes have their own handling
+/// (`pause.rs`, `backup/host.rs`). A second signal, should that cleanup hang, exits at once.
+fn cancel_on_signals() -> Result<Cancel> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let cancel = Cancel::default();
+    let armed = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so that it sees the flag as the previous signal left it.
+        flag::register_conditional_shutdown(
+            signal,
+            i32::from(super::exit::INTERRUPTED),
+            armed.clone(),
+        )
+        .context("cannot watch for SIGINT/SIGTERM")?;
+        flag::register_usize(signal, cancel.slot(), signal as usize)
+            .context("cannot watch for SIGINT/SIGTERM")?;
+        flag::register(signal, armed.clone()).context("cannot watch for SIGINT/SIGTERM")?;
+    }
+    Ok(cancel)
+}
+
+/// What a signal cut short, on stderr: nothing was saved, and how far it had got.
+fn say_interrupted(i: &Interrupted) {
+    eprintln!("rbk: {i}");
+    if let Some((name, origin, read)) = &i.reading {
+        eprintln!(
+            "rbk: {} of part {name:?} ({origin}) had been read",
+            bytes(*read)
+        );
+    }
+    if !i.done.is_empty() {
+        let done: Vec<String> = i
+            .done
+            .iter()
+            .map(|(name, size)| format!("{name:?} ({})", bytes(*size)))
+            .collect();
+        eprintln!("rbk: read in full before that: {}", done.join(", "));
+    }
+    if !i.not_started.is_empty() {
+        let names: Vec<String> = i.not_started.iter().map(|n| format!("{n:?}")).collect();
+        eprintln!("rbk: not started: {}", names.join(", "));
+    }
+}
+
+/// Prints a saved snapshot's warnings (on stderr, unless --quiet; in --json's `warnings`
+/// too) and its report; done, or done with warnings.
+fn saved_with_warnings(global: &GlobalArgs, saved: &Saved) -> u8 {
+    if !global.quiet {
+        for w in &saved.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    report(global, &saved.id, &saved.snapshot, &saved.warnings);
+    super::exit::done(saved.warnings.len())
 }
 
 /// Accepts RFC 3339 only, and keeps the text as given (its offset is the
@@ -177,9 +274,8 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     }
     let repo = global.open()?;
     if let Some(host) = &settings.host {
-        let (id, snap) = snapshot_host(&repo, host, &args.tags.concat(), args.host.clone())?;
-        report(global, &id, &snap, None);
-        return Ok(super::exit::OK);
+        let saved = snapshot_host(&repo, host, &args.tags.concat(), args.host.clone())?;
+        return Ok(saved_with_warnings(global, &saved));
     }
     let options = StackSnapshotOptions {
         stack: settings.stack_config(args.project.as_deref())?,
@@ -205,7 +301,7 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
                     eprintln!("warning: {}", esc(w));
                 }
             }
-            report(global, &id, &snapshot, Some(&plan));
+            report(global, &id, &snapshot, &plan.warnings);
             // The snapshot is saved, but a warning (a default encryption key, SQLite in a
             // container layer) needs a person: 6, which the shipped schedule files count as
             // success (the prune still runs) while a script can still tell it apart.
@@ -240,7 +336,7 @@ fn report(
     global: &GlobalArgs,
     id: &crate::store::Id,
     snap: &crate::store::manifest::Snapshot,
-    plan: Option<&StackPlan>,
+    warnings: &[String],
 ) {
     let s = &snap.stats;
     if global.json {
@@ -261,7 +357,7 @@ fn report(
                 "chunks": p.stored.chunks,
             })).collect::<Vec<_>>(),
             "pause_ms": pause_ms(snap),
-            "warnings": plan.map(|p| p.warnings.clone()).unwrap_or_default(),
+            "warnings": warnings,
         }));
     } else if !global.quiet {
         for p in &snap.parts {

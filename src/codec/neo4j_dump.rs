@@ -4,8 +4,8 @@
 //!
 //! | format | bytes on disk | decompressed stream |
 //! |---|---|---|
-//! | [`DumpFormat::Dzv1Zstd`] (5.x, 2025.x) | `DZV1` + one zstd frame | `zstd` + 20-byte header + tar |
-//! | [`DumpFormat::LegacyZstd`] (4.x) | one zstd frame | `zstd` + 20-byte header + tar |
+//! | [`DumpFormat::Dzv1Zstd`] (5.x, 2025.x) | `DZV1` + zstd frames | `zstd` + 20-byte header + tar |
+//! | [`DumpFormat::LegacyZstd`] (4.x) | zstd frames | `zstd` + 20-byte header + tar |
 //! | [`DumpFormat::Dgv1Gzip`] | `DGV1` + one gzip member | tar |
 //! | [`DumpFormat::LegacyGzip`] | one gzip member | tar |
 //!
@@ -14,7 +14,13 @@
 //! [`Envelope`] (format and the 24 header bytes) and on restore writes a new dump in the same
 //! format whose decompressed stream is byte-identical to the original's. The compressed bytes
 //! differ, which `neo4j-admin database load` does not care about.
+//!
+//! Neo4j writes one zstd frame; a dump of several (re-compressed, or with a skippable frame)
+//! is read all the same, and written back as one. A stream that starts like a dump (a `DZV1`
+//! or `DGV1` magic, or zstd content that starts with `zstd`) but is not one rbk can read is
+//! [`Sniffed::Plain`] with the reason, for the caller to warn about.
 
+mod frames;
 mod reader;
 mod writer;
 
@@ -24,7 +30,7 @@ mod tests;
 pub use reader::{DumpReader, Replay};
 pub use writer::{DumpBuilder, DumpWriter, build_dump};
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use super::tar::classify_store_prefix;
 
@@ -173,9 +179,22 @@ pub enum Sniffed<R: Read> {
         envelope: Envelope,
         inner: DumpReader<R>,
     },
-    /// Anything else: the reader replays every byte from the start.
-    Plain(Replay<R>),
+    /// Anything else: `replay` yields every byte from the start. `unrecognised` says why a
+    /// stream that starts like a dump (a `DZV1` or `DGV1` magic, or zstd content starting
+    /// with `zstd`) was not taken for one; `None` for anything else (text, a SQL dump, an
+    /// ordinary `.gz` or `.zst` file).
+    Plain {
+        replay: Replay<R>,
+        unrecognised: Option<String>,
+    },
 }
+
+/// A dump [`sniff`] recognised that turned out damaged further on (corrupt compressed data,
+/// cut short, bytes after its end). [`DumpReader`] returns it inside its `io::Error`s, so a
+/// caller can tell a damaged dump from a failing input.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DamagedDump(pub String);
 
 /// Decides whether a stream is a Neo4j dump, reading at most 256 KiB of it.
 ///
@@ -189,7 +208,8 @@ pub fn sniff<R: Read>(mut r: R) -> io::Result<Sniffed<R>> {
     let mut target = SNIFF_START;
     loop {
         let eof = fill(&mut r, &mut prefix, target)?;
-        match classify(&prefix) {
+        let verdict = classify(&prefix, eof);
+        let unrecognised = match verdict {
             Verdict::Dump(envelope) => {
                 let magic_len = envelope.format.magic().map_or(0, |m| m.len());
                 let inner = DumpReader::new(Replay::new(prefix, magic_len, r), envelope.format)?;
@@ -197,11 +217,24 @@ pub fn sniff<R: Read>(mut r: R) -> io::Result<Sniffed<R>> {
             }
             Verdict::NeedMore if !eof && prefix.len() < SNIFF_LIMIT => {
                 target = (target * 2).min(SNIFF_LIMIT);
+                continue;
             }
-            Verdict::NeedMore | Verdict::Plain => {
-                return Ok(Sniffed::Plain(Replay::new(prefix, 0, r)));
-            }
-        }
+            Verdict::NeedMore => dump_magic(&prefix).map(|m| {
+                format!(
+                    "it starts with the Neo4j dump magic {m} but {} before a dump header could be read",
+                    if eof {
+                        "ends"
+                    } else {
+                        "its first 256 KiB do not decode"
+                    }
+                )
+            }),
+            Verdict::Plain(why) => why,
+        };
+        return Ok(Sniffed::Plain {
+            replay: Replay::new(prefix, 0, r),
+            unrecognised,
+        });
     }
 }
 
@@ -209,9 +242,12 @@ pub fn sniff<R: Read>(mut r: R) -> io::Result<Sniffed<R>> {
 pub fn open_dump<R: Read>(r: R) -> io::Result<(Envelope, DumpReader<R>)> {
     match sniff(r)? {
         Sniffed::Dump { envelope, inner } => Ok((envelope, inner)),
-        Sniffed::Plain(_) => Err(io::Error::new(
+        Sniffed::Plain { unrecognised, .. } => Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "not a Neo4j dump (no DZV1/DGV1/zstd/gzip dump layout found)",
+            match unrecognised {
+                Some(why) => format!("not a Neo4j dump rbk can read: {why}"),
+                None => "not a Neo4j dump (no DZV1/DGV1/zstd/gzip dump layout found)".into(),
+            },
         )),
     }
 }
@@ -233,55 +269,124 @@ fn fill<R: Read>(r: &mut R, buf: &mut Vec<u8>, target: usize) -> io::Result<bool
 
 enum Verdict {
     Dump(Envelope),
-    Plain,
+    /// Not a dump; why, if it looked like one.
+    Plain(Option<String>),
     /// The prefix ended before a decision could be made.
     NeedMore,
 }
 
-fn classify(prefix: &[u8]) -> Verdict {
+/// `DZV1` or `DGV1` when `prefix` starts with one: a file that does is meant to be a dump.
+fn dump_magic(prefix: &[u8]) -> Option<&'static str> {
+    ["DZV1", "DGV1"]
+        .into_iter()
+        .find(|m| prefix.starts_with(m.as_bytes()))
+}
+
+fn classify(prefix: &[u8], eof: bool) -> Verdict {
     let (format, body) = match prefix {
         [b'D', b'Z', b'V', b'1', rest @ ..] => (DumpFormat::Dzv1Zstd, rest),
         [b'D', b'G', b'V', b'1', rest @ ..] => (DumpFormat::Dgv1Gzip, rest),
-        [0x28, 0xB5, 0x2F, 0xFD, ..] => (DumpFormat::LegacyZstd, prefix),
+        // A zstd data frame, or a skippable frame before one.
+        [a, b, c, d, ..] if frames::is_frame_magic([*a, *b, *c, *d]) => {
+            (DumpFormat::LegacyZstd, prefix)
+        }
         [0x1F, 0x8B, ..] => (DumpFormat::LegacyGzip, prefix),
         // Could still become `DZV1`, `DGV1` or the zstd magic once more bytes arrive.
         _ if prefix.len() < 4 => return Verdict::NeedMore,
-        _ => return Verdict::Plain,
+        _ => return Verdict::Plain(None),
     };
     if format.is_zstd() {
-        classify_zstd(format, body)
+        classify_zstd(format, body, eof)
     } else {
         classify_gzip(format, body)
     }
 }
 
-/// Decodes the start of a zstd frame and checks for the `zstd` + version-1 header.
-fn classify_zstd(format: DumpFormat, body: &[u8]) -> Verdict {
-    let Ok(mut decoder) = zstd::stream::read::Decoder::with_buffer(body) else {
-        return Verdict::Plain;
-    };
-    if decoder.window_log_max(MAX_WINDOW_LOG).is_err() {
-        return Verdict::Plain;
+/// The examined prefix as a `BufRead` whose end is "not yet" (`WouldBlock`) unless it is the
+/// end of the input, so that the frame decoder tells a short prefix from a short stream.
+struct Prefix<'a> {
+    data: &'a [u8],
+    eof: bool,
+}
+
+impl Read for Prefix<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(buf.len());
+            buf[..n].copy_from_slice(&available[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
     }
+}
+
+impl BufRead for Prefix<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.data.is_empty() && !self.eof {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(self.data)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.data = &self.data[n.min(self.data.len())..];
+    }
+}
+
+/// Decodes the start of the zstd frames and checks for the `zstd` + version-1 header.
+fn classify_zstd(format: DumpFormat, body: &[u8], eof: bool) -> Verdict {
+    // Only a file with the DZV1 magic, or zstd content that starts with `zstd`, is meant to
+    // be a dump: an ordinary `.zst` file that is not one deserves no warning.
+    let meant = format.magic().is_some();
+    let why = |what: String| Verdict::Plain(meant.then_some(what));
+    let mut decoder = match frames::ZstdFrames::new(Prefix { data: body, eof }) {
+        Ok(d) => d,
+        Err(e) => return why(format!("rbk cannot decode it ({e})")),
+    };
     let mut header = [0u8; ZSTD_HEADER_LEN];
-    if read_up_to(&mut decoder.single_frame(), &mut header) < ZSTD_HEADER_LEN {
-        // Truncated prefix, corrupt data or a genuinely short file: more input can only help
-        // the first; the others stay undecided until the limit and end up Plain.
-        return Verdict::NeedMore;
+    let mut got = 0;
+    while got < header.len() {
+        match decoder.read(&mut header[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Verdict::NeedMore,
+            Err(e) => {
+                return why(format!(
+                    "it starts with the Neo4j dump magic DZV1 but what follows is not a zstd stream rbk can read ({e})"
+                ));
+            }
+        }
+    }
+    if got < header.len() {
+        return why(format!(
+            "it starts with the Neo4j dump magic DZV1 but its zstd stream holds only {got} bytes, no dump header"
+        ));
     }
     let envelope = Envelope {
         format,
         header: Some(header),
     };
     if envelope.header_is_plausible() {
-        Verdict::Dump(envelope)
-    } else {
-        Verdict::Plain
+        return Verdict::Dump(envelope);
     }
+    if meant || header.starts_with(b"zstd") {
+        return Verdict::Plain(Some(format!(
+            "it starts like a Neo4j dump but its header is not one Neo4j writes (it begins {:?}, version {}, {} files, {} bytes)",
+            String::from_utf8_lossy(&header[..4]),
+            envelope.version().unwrap_or_default(),
+            envelope.file_count().unwrap_or_default(),
+            envelope.byte_count().unwrap_or_default(),
+        )));
+    }
+    Verdict::Plain(None)
 }
 
 /// Decodes the start of a gzip member and checks that it is a tar of Neo4j store files.
 fn classify_gzip(format: DumpFormat, body: &[u8]) -> Verdict {
+    let meant = format.magic().is_some();
     let mut decoder = flate2::bufread::GzDecoder::new(body);
     let mut peek = vec![0u8; GZIP_PEEK];
     let n = read_up_to(&mut decoder, &mut peek);
@@ -290,8 +395,12 @@ fn classify_gzip(format: DumpFormat, body: &[u8]) -> Verdict {
             format,
             header: None,
         }),
-        Some(false) => Verdict::Plain,
-        None if n == GZIP_PEEK => Verdict::Plain,
+        Some(false) => Verdict::Plain(meant.then(|| {
+            "it starts with the Neo4j dump magic DGV1 but its gzip stream holds no Neo4j store files".to_string()
+        })),
+        None if n == GZIP_PEEK => Verdict::Plain(meant.then(|| {
+            "it starts with the Neo4j dump magic DGV1 but its gzip stream does not start with a tar of Neo4j store files".to_string()
+        })),
         None => Verdict::NeedMore,
     }
 }

@@ -20,9 +20,12 @@ use super::partial::Partial;
 use super::{RestoringInto, verify_parts, write_part};
 use crate::backup::host::{HostConfig, HostPause, Service};
 use crate::backup::stack::{PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL};
+use crate::child;
 use crate::parts::CODEC_NEO4J_DUMP;
 use crate::source::neo4j::load_command;
-use crate::source::postgres::{MAINTENANCE_DATABASE, recreate_args, restore_args};
+use crate::source::postgres::{
+    MAINTENANCE_DATABASE, PgConnection, percent_decode, recreate_args, restore_args,
+};
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository, StoreError};
@@ -51,10 +54,12 @@ pub enum HostRestoreOutcome {
     Restored(HostRestoreReport),
 }
 
-/// A program and its arguments, as run (no shell).
+/// A program and its arguments, as run (no shell), and the Postgres password it gets in its
+/// environment (never among its arguments, where `ps` would show it).
 struct Invocation {
     program: String,
     args: Vec<String>,
+    password: Option<String>,
 }
 
 impl Invocation {
@@ -62,7 +67,23 @@ impl Invocation {
         Invocation {
             program: program.to_string(),
             args,
+            password: None,
         }
+    }
+
+    fn with_password(mut self, password: Option<String>) -> Invocation {
+        self.password = password;
+        self
+    }
+
+    /// The process to start, rbk's secrets left out of its environment.
+    fn command(&self) -> Command {
+        let mut c = child::command(&self.program);
+        c.args(&self.args);
+        if let Some(p) = &self.password {
+            c.env("PGPASSWORD", p);
+        }
+        c
     }
 
     /// For plans and errors: shell-quoted, passwords in URLs hidden.
@@ -144,7 +165,9 @@ fn resolve<'a>(
     };
     let postgres = match (pg, &host.postgres_url) {
         (Some(p), Some(url)) => {
-            let (maintenance, database) = split_pg_url(url)?;
+            // The password goes to psql's environment, the URL without it on its command line.
+            let conn = PgConnection::parse(url).map_err(|e| anyhow!(e))?;
+            let (maintenance, database) = split_pg_url(&conn.url)?;
             let connect = |url: &str| vec!["-X".to_string(), format!("--dbname={url}")];
             let mut check = connect(&maintenance);
             check.extend(["-A", "-t", "-c"].map(str::to_string));
@@ -152,14 +175,15 @@ fn resolve<'a>(
             // The role that connects owns the new database: the role that then restores into it.
             let mut recreate = connect(&maintenance);
             recreate.extend(recreate_args(&database, None));
-            let mut restore = connect(url);
+            let mut restore = connect(&conn.url);
             restore.extend(restore_args());
+            let psql = |args| Invocation::new("psql", args).with_password(conn.password.clone());
             Some(PgSteps {
                 part: p,
                 database,
-                check: Invocation::new("psql", check),
-                recreate: Invocation::new("psql", recreate),
-                restore: Invocation::new("psql", restore),
+                check: psql(check),
+                recreate: psql(recreate),
+                restore: psql(restore),
             })
         }
         (Some(_), None) => bail!(
@@ -381,8 +405,9 @@ fn privileges_query(database: &str) -> String {
 /// Connects to the server and checks the privileges the recreation needs, before anything
 /// stops: without them the database would be dropped and not created again.
 fn check_privileges(pg: &PgSteps<'_>) -> Result<()> {
-    let out = Command::new(&pg.check.program)
-        .args(&pg.check.args)
+    let out = pg
+        .check
+        .command()
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot start `{}`", pg.check.program))?;
@@ -423,8 +448,8 @@ struct Spawned {
 
 impl Spawned {
     fn new(inv: &Invocation) -> Result<Spawned> {
-        let mut child = Command::new(&inv.program)
-            .args(&inv.args)
+        let mut child = inv
+            .command()
             .stdin(Stdio::piped())
             // psql prints the result of every SELECT in a dump; nobody reads it.
             .stdout(Stdio::null())
@@ -606,7 +631,7 @@ fn split_pg_url(url: &str) -> Result<(String, String)> {
         None => (rest, None),
     };
     let (authority, path) = before_query.split_once('/').unwrap_or((before_query, ""));
-    let database = percent_decode(path)?;
+    let database = percent_decode(path).map_err(|e| anyhow!(e))?;
     if database.is_empty() {
         bail!(
             "postgres_url {} names no database (postgres://user@host/DATABASE)",
@@ -626,25 +651,6 @@ fn split_pg_url(url: &str) -> Result<(String, String)> {
         format!("{scheme}{authority}/{MAINTENANCE_DATABASE}{query}"),
         database,
     ))
-}
-
-fn percent_decode(s: &str) -> Result<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex: Vec<u8> = bytes.by_ref().take(2).collect();
-            let v = std::str::from_utf8(&hex)
-                .ok()
-                .filter(|h| h.len() == 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| anyhow!("bad percent escape in {s:?}"))?;
-            out.push(v);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).map_err(|_| anyhow!("{s:?} is not UTF-8 once decoded"))
 }
 
 /// A URL (or `--dbname=URL`) with the password replaced by `***`.

@@ -80,6 +80,165 @@ impl PgTarget {
 /// Plain format: uncompressed, so it deduplicates; rbk compresses chunks itself.
 pub const DUMP_FORMAT: &str = "--format=plain";
 
+/// A host-mode connection string (`postgres_url`) taken apart so that its password never
+/// reaches a command line, where `ps` and `/proc/PID/cmdline` show it to every local user:
+/// `pg_dump` and `psql` get the string without the password, and the password in their
+/// environment as `PGPASSWORD`, which only the process's own user (and root) can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgConnection {
+    /// The connection string without a password.
+    pub url: String,
+    /// The password it carried (decoded), if any.
+    pub password: Option<String>,
+}
+
+impl PgConnection {
+    /// Takes the password out of a `postgres://` or `postgresql://` URL (`user:PASSWORD@`,
+    /// or a `password=` query parameter) or a `key=value` connection string (`password=`).
+    /// Anything else is passed as it is, with no password to take. Fails only on a string
+    /// whose password cannot be found for sure (bad quoting or percent escapes): rather
+    /// than put it on a command line.
+    pub fn parse(conninfo: &str) -> Result<PgConnection, String> {
+        let rest = conninfo
+            .strip_prefix("postgresql://")
+            .or_else(|| conninfo.strip_prefix("postgres://"));
+        match rest {
+            Some(rest) => from_url(&conninfo[..conninfo.len() - rest.len()], rest),
+            None if conninfo.contains('=') => from_keywords(conninfo),
+            None => Ok(PgConnection {
+                url: conninfo.to_string(),
+                password: None,
+            }),
+        }
+    }
+
+    /// `PGPASSWORD=...` for the child's environment, if there is a password.
+    pub fn env(&self) -> Option<(&'static str, &str)> {
+        self.password.as_deref().map(|p| ("PGPASSWORD", p))
+    }
+}
+
+fn from_url(scheme: &str, rest: &str) -> Result<PgConnection, String> {
+    let (before_query, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match before_query.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (before_query, None),
+    };
+    let mut password = None;
+    // `user:password@host`: the userinfo ends at the last `@` of the authority.
+    let mut url = scheme.to_string();
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, pw)) => {
+                password = Some(percent_decode(pw)?);
+                url.push_str(&format!("{user}@{host}"));
+            }
+            None => url.push_str(authority),
+        },
+        None => url.push_str(authority),
+    }
+    if let Some(path) = path {
+        url.push('/');
+        url.push_str(path);
+    }
+    if let Some(query) = query {
+        let mut kept = Vec::new();
+        for kv in query.split('&') {
+            match kv.split_once('=') {
+                // After the userinfo, so it wins, as it does in libpq.
+                Some(("password", pw)) => password = Some(percent_decode(pw)?),
+                _ => kept.push(kv),
+            }
+        }
+        if !kept.is_empty() {
+            url.push('?');
+            url.push_str(&kept.join("&"));
+        }
+    }
+    Ok(PgConnection { url, password })
+}
+
+/// `host=h password='s e c r e t' dbname=x`: values bare or single-quoted, `\` escaping
+/// inside quotes (libpq's rules); the `password` pair is taken out, the rest kept as written.
+fn from_keywords(conninfo: &str) -> Result<PgConnection, String> {
+    let bad = || "postgres_url: a key=value connection string rbk cannot read".to_string();
+    let mut kept = Vec::new();
+    let mut password = None;
+    let mut chars = conninfo.char_indices().peekable();
+    loop {
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let Some(&(start, _)) = chars.peek() else {
+            break;
+        };
+        let mut key = String::new();
+        while let Some((_, c)) = chars.next_if(|(_, c)| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        if chars.next().map(|(_, c)| c) != Some('=') {
+            return Err(bad());
+        }
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if(|(_, c)| *c == '\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some((_, '\\')) => value.push(chars.next().ok_or_else(bad)?.1),
+                    Some((_, '\'')) => break,
+                    Some((_, c)) => value.push(c),
+                    None => return Err(bad()),
+                }
+            }
+        } else {
+            while let Some((_, c)) = chars.next_if(|(_, c)| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.push(chars.next().ok_or_else(bad)?.1);
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        let end = chars.peek().map_or(conninfo.len(), |&(i, _)| i);
+        if key == "password" {
+            password = Some(value);
+        } else {
+            kept.push(&conninfo[start..end]);
+        }
+    }
+    Ok(PgConnection {
+        url: kept
+            .iter()
+            .map(|kv| kv.trim_end())
+            .collect::<Vec<_>>()
+            .join(" "),
+        password,
+    })
+}
+
+/// Decodes `%XX` escapes (URLs carry reserved characters of user names, passwords and
+/// database names that way).
+pub fn percent_decode(s: &str) -> Result<String, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex: Vec<u8> = bytes.by_ref().take(2).collect();
+            let v = std::str::from_utf8(&hex)
+                .ok()
+                .filter(|h| h.len() == 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "a bad percent escape in postgres_url".to_string())?;
+            out.push(v);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).map_err(|_| "postgres_url is not UTF-8 once decoded".to_string())
+}
+
 /// Where psql connects to drop and recreate a database: a database cannot drop itself.
 pub const MAINTENANCE_DATABASE: &str = "postgres";
 
@@ -115,6 +274,55 @@ fn quote_ident(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_come_out_of_connection_strings() {
+        let c = |s: &str| PgConnection::parse(s).unwrap();
+        assert_eq!(
+            c("postgres://rushdb:s3%2Fcr%40t@db.local:5433/rush%20db?sslmode=disable"),
+            PgConnection {
+                url: "postgres://rushdb@db.local:5433/rush%20db?sslmode=disable".into(),
+                password: Some("s3/cr@t".into()),
+            }
+        );
+        assert_eq!(
+            c("postgresql://u@h/db?password=p%26w&application_name=rbk"),
+            PgConnection {
+                url: "postgresql://u@h/db?application_name=rbk".into(),
+                password: Some("p&w".into()),
+            }
+        );
+        assert_eq!(
+            c("postgres://u:first@h/db?password=second")
+                .password
+                .as_deref(),
+            Some("second"),
+            "the query parameter wins, as in libpq"
+        );
+        assert_eq!(
+            c("postgres://u@h:5432"),
+            PgConnection {
+                url: "postgres://u@h:5432".into(),
+                password: None,
+            }
+        );
+        assert_eq!(
+            c(r"host=h  password='it\'s a \\ secret' dbname=rushdb user=u"),
+            PgConnection {
+                url: "host=h dbname=rushdb user=u".into(),
+                password: Some(r"it's a \ secret".into()),
+            }
+        );
+        assert_eq!(c("password=bare host=h").password.as_deref(), Some("bare"));
+        assert_eq!(c("rushdb").url, "rushdb", "a database name alone");
+        for bad in [
+            "postgres://u:bad%zz@h/db",
+            "host=h password='unterminated",
+            "host=h password",
+        ] {
+            assert!(PgConnection::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     /// The Docker restore's commands, pinned: host mode shares the SQL and flags.
     #[test]

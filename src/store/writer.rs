@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -348,6 +349,12 @@ impl<'r> SnapshotWriter<'r> {
 
 impl Drop for SnapshotWriter<'_> {
     fn drop(&mut self) {
+        if let Some(packer) = &self.packer {
+            // Dropped before `commit` took the packer: abandoned (a failed part, an
+            // interrupt). Packs not yet written would only be deleted again, so the packer
+            // writes no more of them.
+            packer.abandoned.store(true, Ordering::SeqCst);
+        }
         let _ = self.close_packer();
         // No index lists the others and no other writer can use their blobs
         // (others deduplicate only against indexed blobs), so they are
@@ -367,6 +374,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 struct Packer {
     tx: Option<SyncSender<SealedBlob>>,
+    /// Set when the writer is dropped without a commit: write no further pack.
+    abandoned: Arc<AtomicBool>,
     /// The pack writer's error, for whichever stream notices first.
     failure: Arc<Mutex<Option<StoreError>>>,
     handle: Option<JoinHandle<Option<Vec<IndexedPack>>>>,
@@ -385,11 +394,16 @@ impl Packer {
         let (tx, rx) = sync_channel::<SealedBlob>(PACKER_QUEUE);
         let failure = Arc::new(Mutex::new(None));
         let disk_failure = failure.clone();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let (fill_abandoned, disk_abandoned) = (abandoned.clone(), abandoned.clone());
         let handle = std::thread::spawn(move || -> Option<Vec<IndexedPack>> {
             let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(1);
             let disk = std::thread::spawn(move || -> Option<Vec<IndexedPack>> {
                 let mut done = Vec::new();
                 for (id, bytes, blobs) in pack_rx {
+                    if disk_abandoned.load(Ordering::SeqCst) {
+                        return None;
+                    }
                     // Recorded before the write, so an abort also removes a
                     // pack whose write failed halfway (a no-op if it never appeared).
                     lock(&written).push(id);
@@ -414,7 +428,7 @@ impl Packer {
                     break; // the disk thread failed and recorded why
                 }
             }
-            if !builder.is_empty() {
+            if !builder.is_empty() && !fill_abandoned.load(Ordering::SeqCst) {
                 let _ = pack_tx.send(builder.finish(&crypto));
             }
             drop(pack_tx);
@@ -422,6 +436,7 @@ impl Packer {
         });
         Packer {
             tx: Some(tx),
+            abandoned,
             failure,
             handle: Some(handle),
         }

@@ -975,3 +975,142 @@ fn host_restore_preflight_refuses_before_touching_anything() {
     );
     assert_ne!(before, b"not what the snapshot holds");
 }
+
+/// `postgres_url` with a password, for a role that needs one (scram over TCP): `pg_dump` and
+/// `psql` get the URL without it on their command lines (seen by wrappers on PATH, which log
+/// their arguments and environment and exec the real programs) and the password as
+/// PGPASSWORD; snapshot and restore still work against the real server.
+#[test]
+fn host_postgres_password_stays_off_command_lines() {
+    let Some(pg) = Pg::start("host_postgres_password_stays_off_command_lines") else {
+        return;
+    };
+    let host = Host::new();
+    pg.sql(PG_SCHEMA);
+    let password = "s3cret pa/ss@w:rd%";
+    let encoded = "s3cret%20pa%2Fss%40w%3Ard%25";
+    pg.sql_as(
+        "postgres",
+        "postgres",
+        &format!("alter role rushdb password '{password}'"),
+    );
+    fs::write(
+        Path::new(&pg.data()).join("pg_hba.conf"),
+        "local all all trust\n\
+         host all rushdb 127.0.0.1/32 scram-sha-256\n\
+         host all all 127.0.0.1/32 trust\n",
+    )
+    .expect("pg_hba.conf");
+    assert_success(
+        &pg.as_postgres("pg_ctl", &["-D", &pg.data(), "reload"]),
+        "reload",
+    );
+    // The control: from now on the role cannot connect without its password.
+    let without = || {
+        run_out(
+            Command::new("psql")
+                .args(["-X", "-w", "-h", "127.0.0.1", "-p"])
+                .arg(pg.port.to_string())
+                .args(["-U", "rushdb", "-d", "rushdb", "-c", "select 1"])
+                .env_remove("PGPASSWORD"),
+        )
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the server to ask for a password",
+        || !without().status.success(),
+    );
+    let as_admin = |sql: &str| pg.sql_as("postgres", "rushdb", sql);
+    let rows = "select 'p', id, name, token from projects union all \
+                select 's', 0, key, value from settings order by 1, 2, 3";
+    let rows_a = as_admin(rows);
+
+    let bin = host.env.path("pg-wrappers");
+    fs::create_dir_all(&bin).expect("mkdir");
+    let args_log = host.env.path("pg-args.log");
+    for tool in ["pg_dump", "psql"] {
+        let out = run_out(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {tool}")),
+        );
+        assert_success(&out, &format!("command -v {tool}"));
+        let real = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let script = bin.join(tool);
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n\
+                 printf '%s\\n' \"{tool} $*\" >> '{args}'\n\
+                 env > '{bin}/{tool}.env'\n\
+                 exec '{real}' \"$@\"\n",
+                args = args_log.display(),
+                bin = bin.display(),
+            ),
+        )
+        .expect("wrapper");
+        assert_success(
+            &run_out(Command::new("chmod").arg("755").arg(&script)),
+            "chmod",
+        );
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut keys = host.markers();
+    keys.push((
+        "postgres_url",
+        format!("postgres://rushdb:{encoded}@127.0.0.1:{}/rushdb", pg.port),
+    ));
+    let config = host.config("rbk", &keys);
+    let run = |args: &[&str]| -> Run {
+        let mut c = host.cmd(&config, args);
+        c.env("PATH", &path).env_remove("PGPASSWORD");
+        let r = wait_with_guard(c.spawn().expect("spawn rbk"), GUARD, "rbk");
+        assert_eq!(r.code, EXIT_OK, "rbk {args:?}:\n{}", r.all());
+        r
+    };
+
+    let s = run(&["--json", "snapshot"]).json();
+    assert_eq!(part_names(&s), [PG], "{s}");
+    as_admin(PG_CHANGES);
+    assert_ne!(as_admin(rows), rows_a);
+    run(&["--json", "restore", &id_of(&s)]);
+    assert_eq!(as_admin(rows), rows_a, "every row of the first state");
+
+    let logged = fs::read_to_string(&args_log).expect("the wrappers ran");
+    let commands: Vec<&str> = logged
+        .lines()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        commands,
+        ["pg_dump", "psql", "psql", "psql"],
+        "pg_dump, then psql to check, recreate and restore:\n{logged}"
+    );
+    for secret in ["s3cret", encoded] {
+        assert!(
+            !logged.contains(secret),
+            "a password on a command line:\n{logged}"
+        );
+    }
+    assert!(
+        logged.contains(&format!("postgres://rushdb@127.0.0.1:{}/", pg.port)),
+        "{logged}"
+    );
+    for tool in ["pg_dump", "psql"] {
+        let environment = fs::read_to_string(bin.join(format!("{tool}.env"))).expect("env");
+        assert!(
+            environment
+                .lines()
+                .any(|l| l == format!("PGPASSWORD={password}")),
+            "{tool} got the password in its environment"
+        );
+        assert!(
+            !environment.contains(PASSWORD) && !environment.contains("RBK_PASSWORD="),
+            "{tool} got rbk's repository password"
+        );
+    }
+}

@@ -82,7 +82,8 @@ fn round_trip(dir: &Path, parts: &[(String, Vec<u8>)]) {
         parts: specs,
         ..SnapshotOptions::default()
     };
-    let (id, snap) = snapshot(&repo, &options).expect("snapshot");
+    let saved = snapshot(&repo, &options).expect("snapshot");
+    let (id, snap) = (saved.id, saved.snapshot);
     for (part, (name, data)) in snap.parts.iter().zip(parts) {
         assert_eq!((&part.name, part.source_size), (name, data.len() as u64));
     }

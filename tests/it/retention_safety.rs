@@ -10,7 +10,14 @@ fn three_snapshots(env: &Env, host: &str, tag: Option<&str>) -> Vec<String> {
     for day in 1..=3u64 {
         let p = env.write(&format!("{host}.bin"), &random_bytes(64 * 1024, day));
         let time = format!("2026-03-0{day}T02:00:00+01:00");
-        let mut args = vec!["--path", p.to_str().unwrap(), "--host", host, "--time", &time];
+        let mut args = vec![
+            "--path",
+            p.to_str().unwrap(),
+            "--host",
+            host,
+            "--time",
+            &time,
+        ];
         if let Some(t) = tag {
             args.extend(["--tag", t]);
         }

@@ -207,7 +207,7 @@ fn ambiguous_and_unknown_prefixes_are_refused() {
             tags: vec![format!("n{}", ids.len())],
             ..SnapshotOptions::default()
         };
-        let (id, _) = snapshot(&repo, &options).unwrap();
+        let id = snapshot(&repo, &options).unwrap().id;
         let hex = id.to_hex();
         if let Some(other) = ids.iter().find(|o| o[..1] == hex[..1]) {
             let common = (0..64)

@@ -2,7 +2,8 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use super::{DumpFormat, MAX_WINDOW_LOG, ZSTD_HEADER_LEN};
+use super::frames::ZstdFrames;
+use super::{DamagedDump, DumpFormat, ZSTD_HEADER_LEN};
 
 /// A reader that first returns bytes already consumed by [`sniff`](super::sniff), then the
 /// rest of the original stream, so that sniffing an unseekable input loses nothing.
@@ -66,16 +67,19 @@ const READ_BUFFER: usize = 64 * 1024;
 type Source<R> = BufReader<Replay<R>>;
 
 enum Decoder<R: Read> {
-    Zstd(zstd::stream::read::Decoder<'static, Source<R>>),
+    Zstd(ZstdFrames<Source<R>>),
     Gzip(flate2::bufread::GzDecoder<Source<R>>),
 }
 
 /// Yields the tar inside a dump (after the 24-byte envelope header of zstd dumps).
 ///
-/// Fails with `InvalidData` on corrupt compressed data, on data after the single zstd frame
-/// or gzip member Neo4j writes, and on a zstd window over 2^27; with `UnexpectedEof` when the
-/// dump is cut short. Errors of the underlying reader are passed through unchanged. Memory use
-/// is bounded by the zstd window (at most 128 MiB, 2 MiB in dumps Neo4j writes) plus buffers.
+/// A zstd dump may hold several frames, decoded one after another, and skippable frames
+/// anywhere between them (`frames.rs`); a gzip dump holds the one member Neo4j writes.
+/// Fails with `InvalidData` on corrupt compressed data, on data after the last zstd frame or
+/// the gzip member, and on a zstd window over 2^27; with `UnexpectedEof` when the dump is cut
+/// short. Those errors carry a [`DamagedDump`]; errors of the underlying reader are passed
+/// through unchanged. Memory use is bounded by the zstd window (at most 128 MiB, 2 MiB in
+/// dumps Neo4j writes) plus buffers.
 pub struct DumpReader<R: Read> {
     format: DumpFormat,
     /// Boxed because the decoders' state is large and `Sniffed` moves readers around by value.
@@ -90,11 +94,7 @@ impl<R: Read> DumpReader<R> {
     pub(super) fn new(source: Replay<R>, format: DumpFormat) -> io::Result<Self> {
         let source = BufReader::with_capacity(READ_BUFFER, source);
         let (decoder, header_left) = if format.is_zstd() {
-            let mut d = zstd::stream::read::Decoder::with_buffer(source)?;
-            d.window_log_max(MAX_WINDOW_LOG)?;
-            // One frame only: Neo4j writes one, and anything after it is reported as trailing
-            // data rather than silently decoded as a second frame.
-            (Decoder::Zstd(d.single_frame()), ZSTD_HEADER_LEN)
+            (Decoder::Zstd(ZstdFrames::new(source)?), ZSTD_HEADER_LEN)
         } else {
             (Decoder::Gzip(flate2::bufread::GzDecoder::new(source)), 0)
         };
@@ -132,27 +132,31 @@ impl<R: Read> DumpReader<R> {
         if self.source().get_ref().inner_failed || e.kind() == io::ErrorKind::Interrupted {
             return e;
         }
-        let codec = if self.format.is_zstd() {
-            "zstd"
-        } else {
-            "gzip"
-        };
+        let zstd = self.format.is_zstd();
+        let codec = if zstd { "zstd" } else { "gzip" };
         let name = self.format.name();
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            io::Error::new(
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof => damaged(
                 io::ErrorKind::UnexpectedEof,
                 format!("{name}: truncated, the {codec} stream ends early ({e})"),
-            )
-        } else {
-            io::Error::new(
+            ),
+            // The frame decoder's own sentences (bytes that start no frame).
+            io::ErrorKind::InvalidData if zstd => {
+                damaged(io::ErrorKind::InvalidData, format!("{name}: {e}"))
+            }
+            _ => damaged(
                 io::ErrorKind::InvalidData,
                 format!("{name}: corrupt {codec} stream: {e}"),
-            )
+            ),
         }
     }
 
-    /// After the compressed stream ended: anything left in the source is an error.
+    /// After the gzip member ended: anything left in the source is an error (the zstd frame
+    /// decoder tells trailing bytes from another frame itself).
     fn check_trailing(&mut self) -> io::Result<()> {
+        if self.format.is_zstd() {
+            return Ok(());
+        }
         let name = self.format.name();
         let left = loop {
             match self.source().fill_buf() {
@@ -162,7 +166,7 @@ impl<R: Read> DumpReader<R> {
             }
         };
         if left > 0 {
-            return Err(io::Error::new(
+            return Err(damaged(
                 io::ErrorKind::InvalidData,
                 format!("{name}: unexpected data after the end of the compressed stream"),
             ));
@@ -177,7 +181,7 @@ impl<R: Read> DumpReader<R> {
             let want = self.header_left;
             match self.decode(&mut scratch[..want]) {
                 Ok(0) => {
-                    return Err(io::Error::new(
+                    return Err(damaged(
                         io::ErrorKind::UnexpectedEof,
                         format!("{}: stream ends inside its header", self.format.name()),
                     ));
@@ -204,4 +208,8 @@ impl<R: Read> Read for DumpReader<R> {
         }
         Ok(n)
     }
+}
+
+fn damaged(kind: io::ErrorKind, message: String) -> io::Error {
+    io::Error::new(kind, DamagedDump(message))
 }

@@ -100,8 +100,44 @@ fn sniff_all(r: impl Read) -> (Option<Envelope>, io::Result<Vec<u8>>) {
             let res = inner.read_to_end(&mut out).map(|_| out);
             (Some(envelope), res)
         }
-        Sniffed::Plain(mut replay) => (None, replay.read_to_end(&mut out).map(|_| out)),
+        Sniffed::Plain { mut replay, .. } => (None, replay.read_to_end(&mut out).map(|_| out)),
     }
+}
+
+/// Why `input`, taken for plain data, was not taken for a dump (`None`: it did not look like one).
+fn unrecognised(input: &[u8]) -> Option<String> {
+    match sniff(input).unwrap() {
+        Sniffed::Dump { .. } => panic!("taken for a dump"),
+        Sniffed::Plain { unrecognised, .. } => unrecognised,
+    }
+}
+
+/// `format`'s magic (if any) followed by `body`.
+fn with_magic(format: DumpFormat, body: &[u8]) -> Vec<u8> {
+    let mut out = format.magic().map_or(Vec::new(), |m| m.to_vec());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A skippable frame (RFC 8878, section 3.1.2) holding `payload`.
+fn skippable(nibble: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = (0x184D_2A50u32 | u32::from(nibble & 0xF))
+        .to_le_bytes()
+        .to_vec();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// `data` as one zstd frame per piece, cut at `cuts`.
+fn frames_of(data: &[u8], cuts: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &cut in cuts.iter().chain([&data.len()]) {
+        out.extend_from_slice(&zstd::encode_all(&data[at..cut], 3).unwrap());
+        at = cut;
+    }
+    out
 }
 
 fn assert_plain(input: &[u8]) {
@@ -388,28 +424,168 @@ fn truncated_dumps_fail() {
     }
 }
 
+/// Bytes after the end that start no zstd frame (or, for gzip, anything after the one
+/// member) are refused; a second zstd frame is not trailing data but more of the stream.
 #[test]
 fn trailing_bytes_fail() {
     let files = sample_files();
     for format in DumpFormat::ALL {
         let clean = dump_of(format, &files);
-        let second_stream = if format.is_zstd() {
-            zstd::encode_all(&b"more"[..], 3).unwrap()
-        } else {
+        let mut tails = vec![b"\0".to_vec(), b"garbage".to_vec(), b"\x28\xB5".to_vec()];
+        if !format.is_zstd() {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             gz.write_all(b"more").unwrap();
-            gz.finish().unwrap()
-        };
-        for tail in [&b"\0"[..], b"garbage", &second_stream] {
+            tails.push(gz.finish().unwrap());
+        }
+        for tail in tails {
             let mut dump = clean.clone();
-            dump.extend_from_slice(tail);
+            dump.extend_from_slice(&tail);
             let (env, out) = sniff_all(&dump[..]);
             assert!(env.is_some());
             let err = out.expect_err("trailing data accepted");
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
             assert!(err.to_string().contains("after the end"), "{err}");
+            let damaged = err.get_ref().is_some_and(|e| e.is::<DamagedDump>());
+            assert!(damaged, "{format:?}: not marked as a damaged dump: {err}");
         }
     }
+}
+
+/// What `zstd` writes for several inputs, `cat` of two `.zst` files, `pzstd` (each frame
+/// behind a skippable frame) and a trailing skippable frame of metadata: all one stream,
+/// decoded frame after frame, and re-encoded as one frame with the same inner bytes.
+#[test]
+fn several_frames_and_skippable_frames_are_one_stream() {
+    let files = sample_files();
+    let tar = tar_of(&files);
+    for format in [DumpFormat::Dzv1Zstd, DumpFormat::LegacyZstd] {
+        let envelope = Envelope::new(format, 7, 8192 + 40960 + 70_000 + 49152 + 592 + 176);
+        let mut inner = envelope.header.unwrap().to_vec();
+        inner.extend_from_slice(&tar);
+        let n = inner.len();
+        let variants: Vec<(&str, Vec<u8>)> = vec![
+            ("three frames", frames_of(&inner, &[n / 3, 2 * n / 3])),
+            // The 24-byte header split over two frames, and an empty frame.
+            ("header split", frames_of(&inner, &[10, 10, 5000])),
+            ("trailing skippable", {
+                let mut b = frames_of(&inner, &[]);
+                b.extend(skippable(0, b"rbk test metadata"));
+                b
+            }),
+            ("pzstd-like", {
+                let mut b = Vec::new();
+                for (from, to) in [(0, n / 2), (n / 2, n)] {
+                    let frame = zstd::encode_all(&inner[from..to], 1).unwrap();
+                    b.extend(skippable(0, &(frame.len() as u32).to_le_bytes()));
+                    b.extend(frame);
+                }
+                b
+            }),
+            ("empty skippable between", {
+                let mut b = frames_of(&inner[..n / 2], &[]);
+                b.extend(skippable(0xF, b""));
+                b.extend(frames_of(&inner[n / 2..], &[]));
+                b
+            }),
+        ];
+        for (what, body) in variants {
+            let dump = with_magic(format, &body);
+            for trickle in [false, true] {
+                let (env, out) = if trickle {
+                    sniff_all(Trickle(&dump, 0))
+                } else {
+                    sniff_all(&dump[..])
+                };
+                assert_eq!(env.as_ref(), Some(&envelope), "{format:?} {what}");
+                assert!(out.unwrap() == tar, "{format:?} {what}: wrong inner stream");
+            }
+            let again = reencode(&envelope, &tar);
+            let frames = zstd_frames(&again[format.magic().map_or(0, |m| m.len())..]);
+            assert_eq!(frames.len(), 1, "{format:?} {what}: rewritten as one frame");
+            // Cut inside a later frame or a skippable frame: an error, never a short stream.
+            // (A cut inside the first block cannot be told from plain data: kept as it is.)
+            for cut in [dump.len() - 1, dump.len() - body.len() / 3] {
+                match sniff_all(&dump[..cut]) {
+                    (Some(_), out) => {
+                        let err = out.expect_err("a cut multi-frame dump read without error");
+                        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{what}: {err}");
+                    }
+                    (None, out) => {
+                        assert!(cut < dump.len() - 1, "{what}: a dump cut by one byte");
+                        assert!(out.unwrap() == dump[..cut]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A file that starts like a dump (a DZV1 or DGV1 magic, zstd content starting with
+/// `zstd`) but is not one rbk can read says why; ordinary compressed files say nothing.
+#[test]
+fn unrecognised_dumps_say_why() {
+    let tar = tar_of(&sample_files());
+    let mut version_2 = Envelope::new(DumpFormat::Dzv1Zstd, 7, 5)
+        .header
+        .unwrap()
+        .to_vec();
+    version_2[7] = 2;
+    version_2.extend_from_slice(&tar);
+    let v2 = zstd::encode_all(&version_2[..], 3).unwrap();
+    let why = unrecognised(&with_magic(DumpFormat::Dzv1Zstd, &v2)).expect("a reason");
+    assert!(why.contains("header") && why.contains("version 2"), "{why}");
+    let why = unrecognised(&v2).expect("legacy zstd with a `zstd` header is meant as a dump");
+    assert!(why.contains("version 2"), "{why}");
+
+    let why = unrecognised(b"DZV1 and then not zstd at all").expect("a reason");
+    assert!(
+        why.contains("DZV1") && why.contains("not a zstd stream"),
+        "{why}"
+    );
+    let why = unrecognised(b"DZV1").expect("a reason");
+    assert!(why.contains("DZV1"), "{why}");
+    let cut = dump_of(DumpFormat::Dzv1Zstd, &sample_files());
+    assert!(unrecognised(&cut[..20]).is_some_and(|w| w.contains("DZV1")));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&data(1, 50_000, 1)).unwrap();
+    let gz = gz.finish().unwrap();
+    let why = unrecognised(&with_magic(DumpFormat::Dgv1Gzip, &gz)).expect("a reason");
+    assert!(why.contains("DGV1"), "{why}");
+    assert!(unrecognised(b"DGV1 but not gzip").is_some());
+
+    // Nothing dump-like about these: no warning.
+    assert_eq!(unrecognised(&gz), None);
+    assert_eq!(
+        unrecognised(&zstd::encode_all(&data(9, 100_000, 0)[..], 3).unwrap()),
+        None
+    );
+    assert_eq!(unrecognised(b"-- PostgreSQL database dump\n"), None);
+    assert_eq!(unrecognised(b""), None);
+}
+
+/// Damage found while decoding is marked as such; the input's own failure is not.
+#[test]
+fn damage_is_told_from_a_failing_input() {
+    let files = vec![
+        ("./".to_string(), vec![]),
+        ("./neostore.nodestore.db".to_string(), data(11, 600_000, 0)),
+    ];
+    let mut dump = dump_of(DumpFormat::Dzv1Zstd, &files);
+    let at = dump.len() - 1000;
+    dump[at] ^= 0x40;
+    let (_, out) = sniff_all(&dump[..]);
+    let err = out.unwrap_err();
+    assert!(
+        err.get_ref().is_some_and(|e| e.is::<DamagedDump>()),
+        "{err}"
+    );
+    let cut = dump_of(DumpFormat::Dzv1Zstd, &files);
+    let (_, out) = sniff_all(&cut[..cut.len() - 10]);
+    let err = out.unwrap_err();
+    assert!(
+        err.get_ref().is_some_and(|e| e.is::<DamagedDump>()),
+        "{err}"
+    );
 }
 
 /// A dump far larger than the sniff prefix: flips past the prefix must be caught while reading.
@@ -463,7 +639,9 @@ fn reader_errors_pass_through() {
         let dump = dump_of(format, &files);
         let (env, out) = sniff_all(FailAfter(&dump[..SNIFF_LIMIT + 5000]));
         assert!(env.is_some());
-        assert_eq!(out.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
+        let err = out.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        assert!(!err.get_ref().is_some_and(|e| e.is::<DamagedDump>()));
         // Failing inside the sniff prefix is the only error `sniff` itself returns.
         assert!(sniff(FailAfter(&dump[..100])).is_err());
     }
