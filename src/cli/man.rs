@@ -23,7 +23,7 @@ pub fn run(_args: &ManArgs) -> Result<u8> {
 
 /// The variables rbk reads, for ENVIRONMENT (tests/it/help.rs finds every `RBK_*` the source
 /// names and holds this list to it).
-const ENVIRONMENT: [(&str, &str); 12] = [
+const ENVIRONMENT: [(&str, &str); 13] = [
     ("RBK_REPO", "The repository, as --repo."),
     ("RBK_CONFIG", "The configuration file, as --config."),
     (
@@ -68,6 +68,11 @@ const ENVIRONMENT: [(&str, &str); 12] = [
     (
         "RBK_TEST_DELAY_COMMIT_MS",
         "For rbk's own tests only: wait N ms between restarting the stack and committing.",
+    ),
+    (
+        "RBK_TEST_PARTIAL_NAME",
+        "For rbk's own tests only: the first temporary file name a restore tries (16 hex \
+         digits), so a test can plant a link there.",
     ),
 ];
 

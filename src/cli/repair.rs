@@ -28,14 +28,14 @@ pub struct RepairArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum RepairCommand {
-    /// Rebuild the index from the packs' headers (reads no blob data). Takes
-    /// the exclusive lock: run it while no other rbk runs.
     Index(RepairIndexArgs),
-    /// Drop from each snapshot the parts whose data is gone, writing the
-    /// snapshot anew (a snapshot with no part left is removed).
     Snapshots(RepairSnapshotsArgs),
 }
 
+/// Rebuild the index from the packs' headers (reads no blob data). Takes the
+/// exclusive lock: run it while no other rbk runs.
+///
+/// Example: rbk repair index --dry-run
 #[derive(Args, Debug)]
 pub struct RepairIndexArgs {
     /// Say what would be indexed; write and remove nothing.
@@ -43,6 +43,10 @@ pub struct RepairIndexArgs {
     pub dry_run: bool,
 }
 
+/// Drop from each snapshot the parts whose data is gone, writing the snapshot
+/// anew (a snapshot with no part left is removed).
+///
+/// Example: rbk repair snapshots --dry-run
 #[derive(Args, Debug)]
 pub struct RepairSnapshotsArgs {
     /// Say which parts of which snapshots would be dropped; change nothing.

@@ -354,6 +354,8 @@ fn snapshots_and_prunes_in_a_loop() {
                         "prune",
                         "--keep-tag",
                         "keep",
+                        // Junk alone, at first: removing all of it is the point.
+                        "--allow-remove-all",
                         "--max-unused",
                         "0%",
                     ],
