@@ -83,7 +83,7 @@ pub mod exit {
 
     /// What each code means, for `rbk man` (the README's table says the same; a test holds
     /// the man page to its codes).
-    pub const MEANINGS: [(u8, &str); 7] = [
+    pub const MEANINGS: [(u8, &str); 8] = [
         (OK, "success"),
         (FAILED, "failed (bad input, a producer failed, I/O error)"),
         (
@@ -99,6 +99,10 @@ pub mod exit {
         (
             WARNINGS,
             "done, with warnings: the command did its job, but reported something to look at",
+        ),
+        (
+            INTERRUPTED,
+            "stopped by Ctrl-C or SIGTERM: nothing was saved (snapshot), the stack was started again (stack and host mode)",
         ),
     ];
 
@@ -162,6 +166,10 @@ pub fn run() -> ExitCode {
     };
     init_tracing(&cli.global);
     let result = match &cli.command {
+        _ if cli.global.no_lock && !reads_only(&cli.command) => Err(crate::usage!(
+            "--no-lock is for commands that only read the repository (restore, check, snapshots, \
+             stats, diff, key list): the others need the lock to keep it consistent"
+        )),
         Command::Init(a) => init::run(&cli.global, a),
         Command::Key(a) => key::run(&cli.global, a),
         Command::Snapshot(a) => snapshot::run(&cli.global, a),
@@ -249,6 +257,19 @@ fn disk_full(e: &anyhow::Error) -> Option<FullDisk<'_>> {
         Some(t) => Some(FullDisk::Target(Some(&t.dir))),
         None if output => Some(FullDisk::Target(None)),
         None => Some(FullDisk::Repository),
+    }
+}
+
+/// Commands that only read the repository, which `--no-lock` may run without its lock.
+fn reads_only(command: &Command) -> bool {
+    match command {
+        Command::Snapshots(_)
+        | Command::Restore(_)
+        | Command::Check(_)
+        | Command::Stats(_)
+        | Command::Diff(_) => true,
+        Command::Key(k) => matches!(k.command, key::KeyCommand::List(_)),
+        _ => false,
     }
 }
 

@@ -52,7 +52,7 @@ pub fn restore_to_dir(
     only: &[String],
     overwrite: bool,
 ) -> Result<(Id, Snapshot, Vec<RestoredPart>)> {
-    let _lock = repo.lock(false, "restore")?;
+    let _lock = repo.read_lock("restore")?;
     let (id, snapshot) = repo.find_snapshot(wanted)?;
     for name in only {
         if !snapshot.parts.iter().any(|p| &p.name == name) {

@@ -19,7 +19,8 @@ pub struct CheckArgs {
 
 pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8> {
     let repo = global.open()?;
-    let _lock = repo.lock(false, "check")?;
+    let _lock = repo.read_lock("check")?;
+    global.warn_if_read_unlocked(&repo);
     let started = std::time::Instant::now();
     let report = check(&repo, args.read_data)?;
     // Damage outranks warnings: a repository with both is damaged.

@@ -22,7 +22,8 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> Result<u8> {
     let repo = global.open()?;
     // The shared lock, as check takes: a prune then cannot take away list
     // blobs of the snapshots being compared.
-    let _lock = repo.lock(false, "diff")?;
+    let _lock = repo.read_lock("diff")?;
+    global.warn_if_read_unlocked(&repo);
     let (a_id, a) = repo.find_snapshot(&args.a)?;
     let (b_id, b) = repo.find_snapshot(&args.b)?;
     let parts = diff(&repo, (&a_id, &a), (&b_id, &b))?;

@@ -11,6 +11,7 @@ use super::progress::{ProgressMode, reporter};
 use super::settings::Settings;
 use crate::store::Repository;
 use crate::store::backend::LocalBackend;
+use crate::store::repo::ReadLocking;
 
 #[derive(Args, Debug)]
 // Under their own heading in every command's --help, after the command's own options.
@@ -54,6 +55,12 @@ pub struct GlobalArgs {
         global = true
     )]
     pub progress: ProgressMode,
+    /// Read without taking the repository's lock (restore, check, snapshots, stats, diff,
+    /// key list only): for a repository on a read-only mount, or one this user may read but
+    /// not write. A read-only filesystem is detected and read this way by itself, with a
+    /// warning. A prune running meanwhile may remove data being read (the read then fails).
+    #[arg(long, global = true)]
+    pub no_lock: bool,
     /// More detail on stderr (repeat for more).
     #[arg(long, short, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -99,6 +106,19 @@ impl GlobalArgs {
         let password = read_password(&self.password_source()?, false)?;
         let mut repo = Repository::open(backend, password.as_bytes())?;
         repo.set_progress(reporter(self.progress, self.quiet));
+        if self.no_lock {
+            repo.set_read_locking(ReadLocking::Skip);
+        }
         Ok(repo)
+    }
+
+    /// Says so when a reading command found the repository on a read-only filesystem and
+    /// read it without a lock.
+    pub fn warn_if_read_unlocked(&self, repo: &Repository) {
+        if repo.read_without_lock_on_read_only_fs() && !self.quiet {
+            eprintln!(
+                "warning: the repository is on a read-only filesystem, so this command read it without a lock (--no-lock)"
+            );
+        }
     }
 }

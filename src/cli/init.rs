@@ -16,8 +16,8 @@ pub struct InitArgs {
     /// zstd level for stored chunks (1-22).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub compression: i32,
-    /// Argon2id memory in MiB for the key (lower only for small machines).
-    #[arg(long, default_value_t = 64)]
+    /// Argon2id memory in MiB for the key, 8 to 1024 (lower only for small machines).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=1024))]
     pub kdf_memory_mib: u32,
 }
 
@@ -27,7 +27,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
     let password = read_password(&global.password_source()?, true)?;
     let options = InitOptions {
         kdf: KdfParams {
-            memory_kib: args.kdf_memory_mib.max(1) * 1024,
+            memory_kib: args.kdf_memory_mib * 1024,
             ..KdfParams::default()
         },
         compression_level: args.compression,

@@ -82,8 +82,8 @@ pub struct NewPasswordArgs {
     /// Run this shell command and use the first line it prints as the new password.
     #[arg(long, value_name = "CMD")]
     pub new_password_command: Option<String>,
-    /// Argon2id memory in MiB for the new key (lower only for small machines).
-    #[arg(long, default_value_t = 64)]
+    /// Argon2id memory in MiB for the new key, 8 to 1024 (lower only for small machines).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=1024))]
     pub kdf_memory_mib: u32,
 }
 
@@ -97,7 +97,7 @@ impl NewPasswordArgs {
 
     fn kdf(&self) -> KdfParams {
         KdfParams {
-            memory_kib: self.kdf_memory_mib.max(1).saturating_mul(1024),
+            memory_kib: self.kdf_memory_mib * 1024,
             ..KdfParams::default()
         }
     }
@@ -130,6 +130,7 @@ fn list(global: &GlobalArgs) -> Result<u8> {
                 Ok(k) => serde_json::json!({
                     "id": name,
                     "current": name == current,
+                    "verified": repo.key_metadata_verified(k) == Some(true),
                     "host": k.host,
                     "created": format_unix(k.created),
                     "created_unix": k.created,
@@ -153,13 +154,24 @@ fn list(global: &GlobalArgs) -> Result<u8> {
         for (name, k) in &keys {
             let mark = if name == current { '*' } else { ' ' };
             match k {
-                Ok(k) => println!(
-                    "{mark} {:<32} {:<16} {:<25} {}",
-                    esc(name),
-                    esc(&k.host),
-                    format_unix(k.created),
-                    describe_kdf(k)
-                ),
+                Ok(k) => {
+                    // Unauthenticated metadata is anyone's claim: shown, but not as fact.
+                    let (host, created) = match repo.key_metadata_verified(k) {
+                        Some(true) => (esc(&k.host).to_string(), format_unix(k.created)),
+                        Some(false) => ("(altered)".to_string(), "(altered)".to_string()),
+                        None => (
+                            format!("{}?", esc(&k.host)),
+                            format!("{}?", format_unix(k.created)),
+                        ),
+                    };
+                    println!(
+                        "{mark} {:<32} {:<16} {:<25} {}",
+                        esc(name),
+                        host,
+                        created,
+                        describe_kdf(k)
+                    )
+                }
                 Err(e) => println!("{mark} {:<32} damaged: {}", esc(name), esc(&e.to_string())),
             }
         }
@@ -167,6 +179,14 @@ fn list(global: &GlobalArgs) -> Result<u8> {
             "{} key(s); * marks the one the current password opened",
             keys.len()
         );
+        if keys.iter().any(|(_, k)| {
+            k.as_ref()
+                .is_ok_and(|k| repo.key_metadata_verified(k) != Some(true))
+        }) {
+            println!(
+                "host and time with ? are unverified (a key file of an older rbk: nothing vouches for them); (altered) means the key file was changed after it was written"
+            );
+        }
     }
     Ok(code)
 }

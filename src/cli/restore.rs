@@ -59,6 +59,7 @@ pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
     let started = std::time::Instant::now();
     let (id, _snap, restored) =
         restore_to_dir(&repo, &args.snapshot, to, &args.parts, args.overwrite)?;
+    global.warn_if_read_unlocked(&repo);
     let ms = started.elapsed().as_millis() as u64;
     if global.json {
         json(&serde_json::json!({
@@ -108,6 +109,7 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
         force: args.force,
     };
     let report = restore_stack(&repo, &args.snapshot, &options)?;
+    global.warn_if_read_unlocked(&repo);
     if global.json {
         json(&serde_json::to_value(&report)?);
     } else if !global.quiet {
@@ -134,6 +136,7 @@ fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Resul
     }
     let repo = global.open()?;
     let outcome = restore_host(&repo, &args.snapshot, host, args.dry_run)?;
+    global.warn_if_read_unlocked(&repo);
     // A plan touched nothing, so it is not "done with warnings" (0, its warnings are in the
     // plan); a restore that is done but warned (no pause command, a part left as it is) is 6.
     let code = match &outcome {

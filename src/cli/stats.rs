@@ -26,7 +26,8 @@ pub fn run(global: &GlobalArgs, _args: &StatsArgs) -> Result<u8> {
     let repo = global.open()?;
     // The shared lock, as check takes: a prune then cannot delete packs
     // whose blobs these figures count.
-    let _lock = repo.lock(false, "stats")?;
+    let _lock = repo.read_lock("stats")?;
+    global.warn_if_read_unlocked(&repo);
     let s = stats(&repo)?;
     if global.json {
         json(&serde_json::to_value(&s)?);

@@ -304,7 +304,7 @@ pub fn restore_host(
     host: &HostConfig,
     dry_run: bool,
 ) -> Result<HostRestoreOutcome> {
-    let _lock = repo.lock(false, "restore (host)")?;
+    let _lock = repo.read_lock("restore (host)")?;
     let (id, snap) = repo.find_snapshot(wanted)?;
     let (targets, warnings) = resolve(&id, &snap, host)?;
     if dry_run {

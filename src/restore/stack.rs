@@ -163,7 +163,7 @@ pub fn restore_stack(
         .enable_all()
         .build()?;
     let engine = rt.block_on(Engine::connect())?;
-    let _lock = repo.lock(false, "restore (stack)")?;
+    let _lock = repo.read_lock("restore (stack)")?;
     let (id, snap) = repo.find_snapshot(wanted)?;
     let index = repo.load_index()?;
     let stack = rt.block_on(discover(&engine, &options.stack))?;

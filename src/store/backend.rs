@@ -44,11 +44,18 @@ pub trait Backend: Send + Sync {
     /// Reads exactly `buf.len()` bytes at `offset`; a short file is an error.
     fn read_at(&self, kind: FileKind, name: &str, offset: u64, buf: &mut [u8]) -> Result<()>;
     fn size(&self, kind: FileKind, name: &str) -> Result<u64>;
+    /// When the file was last written, in Unix seconds (whatever clock wrote it).
+    fn modified(&self, kind: FileKind, name: &str) -> Result<i64>;
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     fn list(&self, kind: FileKind) -> Result<Vec<String>>;
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
     /// Temporary files (writes in progress, or left by a crash).
     fn temp_files(&self) -> Result<Vec<TempFile>>;
+    /// Entries of the repository's folders that readers ignore because rbk
+    /// never writes such a thing there (links, FIFOs, devices, folders where
+    /// files belong, files where pack folders belong), as paths relative to
+    /// the repository: `check` reports them, nothing removes them.
+    fn strays(&self) -> Result<Vec<String>>;
     /// Removes a temporary file named by `temp_files`.
     fn remove_temp(&self, path: &str) -> Result<()>;
     /// Creates the directory layout for a new repository.
@@ -214,6 +221,12 @@ impl Backend for LocalBackend {
         Ok(meta.len())
     }
 
+    fn modified(&self, kind: FileKind, name: &str) -> Result<i64> {
+        let path = self.path(kind, name);
+        let meta = fs::symlink_metadata(&path).map_err(|e| Self::io("stat", &path, e))?;
+        Ok(std::os::unix::fs::MetadataExt::mtime(&meta))
+    }
+
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(kind, name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
@@ -313,6 +326,57 @@ impl Backend for LocalBackend {
             }
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn strays(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let entries = |dir: &Path| -> Result<Vec<(String, fs::FileType)>> {
+            let rd = match fs::read_dir(dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(Self::io("list", dir, e)),
+            };
+            let mut v = Vec::new();
+            for entry in rd {
+                let entry = entry.map_err(|e| Self::io("list", dir, e))?;
+                let ft = entry
+                    .file_type()
+                    .map_err(|e| Self::io("stat", &entry.path(), e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // Temporary files are `temp_files`' to report, whatever they are.
+                if !name.starts_with(TEMP_PREFIX) {
+                    v.push((name, ft));
+                }
+            }
+            Ok(v)
+        };
+        for kind in [
+            FileKind::Key,
+            FileKind::Index,
+            FileKind::Snapshot,
+            FileKind::Lock,
+            FileKind::Deletion,
+        ] {
+            for (name, ft) in entries(&self.root.join(kind.dir()))? {
+                if !ft.is_file() {
+                    out.push(format!("{}/{name}", kind.dir()));
+                }
+            }
+        }
+        let data = self.root.join(FileKind::Pack.dir());
+        for (sub, ft) in entries(&data)? {
+            if !ft.is_dir() {
+                out.push(format!("data/{sub}"));
+                continue;
+            }
+            for (name, ft) in entries(&data.join(&sub))? {
+                if !ft.is_file() {
+                    out.push(format!("data/{sub}/{name}"));
+                }
+            }
+        }
+        out.sort();
         Ok(out)
     }
 

@@ -66,11 +66,16 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
     let backend = repo.backend();
 
     for name in backend.list(FileKind::Key)? {
-        if let Err(e) = backend
+        match backend
             .read(FileKind::Key, &name)
             .and_then(|b| KeyFile::decode(&name, &b))
         {
-            report.record(e);
+            Ok(key) if repo.key_metadata_verified(&key) == Some(false) => report.error(
+                FileKind::Key.path_of(&name),
+                "its host and creation time were changed after it was written (they no longer authenticate)",
+            ),
+            Ok(_) => {}
+            Err(e) => report.record(e),
         }
     }
 
@@ -231,6 +236,13 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         report.warnings.push(Problem {
             file: t.path,
             detail: format!("{}-byte temporary file: a write in progress, or left by an interrupted one (harmless; prune removes old ones)", t.size),
+        });
+    }
+
+    for stray in backend.strays()? {
+        report.warnings.push(Problem {
+            file: stray,
+            detail: "not a regular file (a link, a FIFO, a device or a folder), which rbk never writes here: ignored by every command; remove it".into(),
         });
     }
 

@@ -10,8 +10,13 @@ use std::path::PathBuf;
 /// damage is not an I/O failure, and neither is a wrong password.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("wrong password: none of the {keys} key file(s) in the repository opens with it")]
-    WrongPassword { keys: usize },
+    #[error("wrong password: none of the {keys} key file(s) in the repository opens with it{}", untried_note(*untried))]
+    WrongPassword {
+        keys: usize,
+        /// Key files not tried: beyond the key-derivation budget of one
+        /// password (the costliest are tried last).
+        untried: usize,
+    },
 
     #[error("no rbk repository at {path} ({detail})")]
     NotARepository { path: PathBuf, detail: String },
@@ -86,6 +91,16 @@ pub enum StoreError {
 
     #[error("{0}")]
     Invalid(String),
+}
+
+fn untried_note(untried: usize) -> String {
+    if untried == 0 {
+        String::new()
+    } else {
+        format!(
+            " ({untried} of them, the costliest to try, were not tried: more key derivation than one password may spend; a planted key file?)"
+        )
+    }
 }
 
 impl StoreError {

@@ -176,6 +176,10 @@ impl Backend for FaultBackend {
         self.inner.size(kind, name)
     }
 
+    fn modified(&self, kind: FileKind, name: &str) -> Result<i64> {
+        self.inner.modified(kind, name)
+    }
+
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         match self.before(Op::Write, &kind.path_of(name))? {
             Some(Action::Truncate) => self.inner.write_new(kind, name, &data[..data.len() / 2]),
@@ -203,6 +207,10 @@ impl Backend for FaultBackend {
 
     fn temp_files(&self) -> Result<Vec<TempFile>> {
         self.inner.temp_files()
+    }
+
+    fn strays(&self) -> Result<Vec<String>> {
+        self.inner.strays()
     }
 
     fn remove_temp(&self, path: &str) -> Result<()> {

@@ -103,11 +103,29 @@ impl LockInfo {
     }
 
     /// Stale: its process is gone (same host, same machine and pid
-    /// namespace), or it has not been refreshed for too long.
+    /// namespace), or it has not been refreshed for too long, or it claims a
+    /// refresh so far in the future that no clock skew explains it (a lock
+    /// dated ahead would otherwise never go stale).
     pub fn is_stale(&self, now: i64, this_host: &str) -> bool {
         let here = self.host == this_host && self.machine == machine_id();
-        (here && !pid_alive(self.pid)) || now.saturating_sub(self.refreshed) > STALE_AFTER_SECS
+        (here && !pid_alive(self.pid)) || dated_stale(self.refreshed, now)
     }
+}
+
+/// A lock last written at `written` (its refresh time, or for a file that
+/// cannot be read its modification time) is stale at `now` when the two are
+/// further apart than `STALE_AFTER_SECS`, either way.
+pub fn dated_stale(written: i64, now: i64) -> bool {
+    now.saturating_sub(written) > STALE_AFTER_SECS || written.saturating_sub(now) > STALE_AFTER_SECS
+}
+
+/// Whether an unreadable lock file may still belong to a live holder: only
+/// while it is fresh by its modification time (holders rewrite theirs every
+/// few minutes), so junk planted in `locks/` does not count forever.
+pub fn unreadable_may_be_held(backend: &dyn Backend, name: &str, now: i64) -> bool {
+    backend
+        .modified(FileKind::Lock, name)
+        .is_ok_and(|m| !dated_stale(m, now))
 }
 
 /// This process's kernel boot id and pid namespace: where a pid is meaningful.
@@ -400,6 +418,10 @@ mod tests {
         assert!(!info("elsewhere", "other", 1, now).is_stale(now, &host));
         // A refresh time from a hostile or broken clock does not overflow.
         assert!(info("elsewhere", "other", 1, i64::MIN).is_stale(i64::MAX, &host));
+        assert!(info("elsewhere", "other", 1, i64::MAX).is_stale(i64::MIN, &host));
+        // Dated ahead: a skewed clock within the limit is honoured, beyond it is stale.
+        assert!(!info("elsewhere", "other", 1, now + 600).is_stale(now, &host));
+        assert!(info("elsewhere", "other", 1, now + STALE_AFTER_SECS + 1).is_stale(now, &host));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::error::{Result, StoreError};
 use super::format::{FileKind, open_file};
 use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexBuilder, IndexFile, IndexedPack};
-use super::lock::{LockGuard, LockHolder, list_locks};
+use super::lock::{LockGuard, LockHolder, list_locks, unreadable_may_be_held};
 use super::manifest::Snapshot;
 use super::pack::{PackBuilder, PackedBlob, read_header};
 use super::repo::Repository;
@@ -654,9 +654,9 @@ fn live_holders(repo: &Repository, me: &LockHolder) -> Result<HashSet<LockHolder
                     out.insert(info.holder());
                 }
             }
-            // Whoever holds an unreadable lock may be alive: wait for the
-            // file itself to go (`rbk unlock` removes it once it is known dead).
-            Err(_) => {
+            // Whoever holds an unreadable lock may be alive while the file is
+            // fresh: wait for it to go (`rbk unlock` removes it) or to age.
+            Err(_) if unreadable_may_be_held(repo.backend().as_ref(), &name, now) => {
                 out.insert(LockHolder {
                     host: format!("unreadable lock file {}", FileKind::Lock.path_of(&name)),
                     pid: 0,
@@ -664,6 +664,7 @@ fn live_holders(repo: &Repository, me: &LockHolder) -> Result<HashSet<LockHolder
                     nonce: 0,
                 });
             }
+            Err(_) => {}
         }
     }
     Ok(out)

@@ -29,7 +29,33 @@ pub struct Repository {
     /// Where long operations report how far they are; silent unless the
     /// caller (the CLI) sets it.
     progress: Arc<dyn Progress>,
+    /// How `read_lock` behaves: take the shared lock, or read without one.
+    reading: ReadLocking,
+    /// Set when `read_lock` found the repository on a read-only filesystem
+    /// and read without a lock, for the caller to say so.
+    read_only_fallback: std::sync::atomic::AtomicBool,
 }
+
+/// Whether commands that only read take the shared lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadLocking {
+    /// Take it, falling back to none on a read-only filesystem.
+    #[default]
+    Take,
+    /// `--no-lock`: a repository on a read-only mount, or one this user may
+    /// read but not write. A prune running elsewhere may then delete what is
+    /// being read (the read fails; it never returns wrong bytes).
+    Skip,
+}
+
+/// Key derivation one password may spend, in KiB-passes: 8 GiB-passes, a few
+/// seconds here. Forty default keys (64 MiB, 3 passes) fit; a key at the
+/// bounds (1 GiB, 10 passes) does not, so it is tried only when it is the
+/// cheapest there is.
+const KDF_BUDGET: u64 = 8 * 1024 * 1024;
+/// What each try counts against the budget at least (64 MiB-passes), so that
+/// planted cheap keys are tried at most 128 at a time.
+const KDF_FLOOR: u64 = 64 * 1024;
 
 /// Times a listing is retried when a listed file vanished before it was read.
 const RELIST_ATTEMPTS: usize = 100;
@@ -91,6 +117,8 @@ impl Repository {
             key_name,
             held: Mutex::new(Vec::new()),
             progress: Arc::new(Silent),
+            reading: ReadLocking::Take,
+            read_only_fallback: Default::default(),
         })
     }
 
@@ -105,49 +133,67 @@ impl Repository {
         let names = backend.list(FileKind::Key)?;
         let mut damaged = None;
         let mut config_error = None;
+        // Anyone who can write the repository can plant key files: read them all
+        // (each is small and bounded), then try the cheapest first within a
+        // budget of key derivation, so that planted costly keys (or many cheap
+        // ones) cannot make every command slow or large.
+        let mut keys = Vec::new();
         for name in &names {
-            // A damaged key file (or one with parameters out of bounds)
-            // must not stop another key from opening the repository.
-            let unlocked = backend
+            match backend
                 .read(FileKind::Key, name)
                 .and_then(|b| KeyFile::decode(name, &b))
-                .and_then(|key| key.unlock(password));
-            let master = match unlocked {
-                Ok(Some(master)) => Some(master),
-                Ok(None) => None,
+            {
+                Ok(key) => keys.push((name, key)),
+                // A damaged key file must not stop another key from opening the repository.
+                Err(e) => damaged = Some(e),
+            }
+        }
+        keys.sort_by_key(|(name, key)| (key.kdf.cost(), name.as_str()));
+        let mut spent = 0u64;
+        let mut tried = 0usize;
+        for (name, key) in &keys {
+            let cost = key.kdf.cost().max(KDF_FLOOR);
+            if tried > 0 && spent + cost > KDF_BUDGET {
+                break;
+            }
+            tried += 1;
+            spent += cost;
+            let master = match key.unlock(password) {
+                Ok(Some(master)) => master,
+                Ok(None) => continue,
                 Err(e) => {
                     damaged = Some(e);
-                    None
+                    continue;
                 }
             };
-            if let Some(master) = master {
-                let crypto = Crypto::new(&master);
-                let sealed = backend.read(FileKind::Config, "")?;
-                let config =
-                    open_file::<Config>(&crypto, FileKind::Config, "", CONFIG_VERSION, &sealed)
-                        .and_then(|c| {
-                            c.validate().map_err(|e| StoreError::damaged("config", e))?;
-                            Ok(c)
-                        });
-                let config = match config {
-                    Ok(c) => c,
-                    // This password also opens a key of another master key (left by an
-                    // `init` that failed before its config was written): try the others.
-                    Err(e) => {
-                        config_error = Some(e);
-                        continue;
-                    }
-                };
-                return Ok(Repository {
-                    backend,
-                    master,
-                    crypto,
-                    config,
-                    key_name: name.clone(),
-                    held: Mutex::new(Vec::new()),
-                    progress: Arc::new(Silent),
-                });
-            }
+            let crypto = Crypto::new(&master);
+            let sealed = backend.read(FileKind::Config, "")?;
+            let config =
+                open_file::<Config>(&crypto, FileKind::Config, "", CONFIG_VERSION, &sealed)
+                    .and_then(|c| {
+                        c.validate().map_err(|e| StoreError::damaged("config", e))?;
+                        Ok(c)
+                    });
+            let config = match config {
+                Ok(c) => c,
+                // This password also opens a key of another master key (left by an
+                // `init` that failed before its config was written): try the others.
+                Err(e) => {
+                    config_error = Some(e);
+                    continue;
+                }
+            };
+            return Ok(Repository {
+                backend,
+                master,
+                crypto,
+                config,
+                key_name: (*name).clone(),
+                held: Mutex::new(Vec::new()),
+                progress: Arc::new(Silent),
+                reading: ReadLocking::Take,
+                read_only_fallback: Default::default(),
+            });
         }
         // A key that opened but whose master does not open the config: the
         // config is damaged (or replaced), which is what to report.
@@ -158,7 +204,10 @@ impl Repository {
         // more useful message than "wrong password".
         match damaged {
             Some(e) if names.len() == 1 => Err(e),
-            _ => Err(StoreError::WrongPassword { keys: names.len() }),
+            _ => Err(StoreError::WrongPassword {
+                keys: names.len(),
+                untried: keys.len() - tried,
+            }),
         }
     }
 
@@ -190,6 +239,12 @@ impl Repository {
     /// Every key file by name, each decoded or the reason it cannot be.
     pub fn list_keys(&self) -> Result<Vec<(String, Result<KeyFile>)>> {
         list_keys(self.backend.as_ref())
+    }
+
+    /// Whether a key file's host and creation time are authentic (see
+    /// `KeyFile::metadata_verified`): this repository's master key vouches for them.
+    pub fn key_metadata_verified(&self, key: &KeyFile) -> Option<bool> {
+        key.metadata_verified(&self.master)
     }
 
     /// Resolves a unique prefix of a key id.
@@ -264,6 +319,36 @@ impl Repository {
             LockKind::Shared
         };
         self.lock_kind(kind, command)
+    }
+
+    /// Whether commands that only read take the shared lock (`--no-lock`).
+    pub fn set_read_locking(&mut self, reading: ReadLocking) {
+        self.reading = reading;
+    }
+
+    /// The shared lock for a command that only reads the repository
+    /// (restore, check, stats, diff): `None` with `--no-lock`, and when the
+    /// repository is on a read-only filesystem (a NAS mounted read-only),
+    /// where no lock can be written and no prune can run either.
+    pub fn read_lock(&self, command: &str) -> Result<Option<LockGuard>> {
+        if self.reading == ReadLocking::Skip {
+            return Ok(None);
+        }
+        match self.lock(false, command) {
+            Ok(guard) => Ok(Some(guard)),
+            Err(StoreError::Io { error, .. }) if error.raw_os_error() == Some(libc::EROFS) => {
+                self.read_only_fallback
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `read_lock` read without a lock because the filesystem is read-only.
+    pub fn read_without_lock_on_read_only_fs(&self) -> bool {
+        self.read_only_fallback
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn lock_kind(&self, kind: LockKind, command: &str) -> Result<LockGuard> {

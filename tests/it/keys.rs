@@ -310,7 +310,7 @@ fn the_store_api_types_its_refusals() {
     let backend = || Arc::new(LocalBackend::new(&env.repo));
     assert!(matches!(
         Repository::open(backend(), PASSWORD.as_bytes()),
-        Err(StoreError::WrongPassword { keys: 2 })
+        Err(StoreError::WrongPassword { keys: 2, .. })
     ));
     for pw in [SECOND, THIRD] {
         Repository::open(backend(), pw.as_bytes()).expect("open with a remaining password");

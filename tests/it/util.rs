@@ -675,3 +675,84 @@ pub fn magic_len(format: DumpFormat) -> usize {
         _ => 4,
     }
 }
+
+/// A run with what it cost: wall time and peak resident memory (from `wait4`).
+#[derive(Debug)]
+pub struct Measured {
+    pub run: Run,
+    pub elapsed: Duration,
+    pub max_rss_mib: u64,
+}
+
+/// Runs a command to its end with no stdin, capturing both streams, and measures it; fails
+/// the test (killing the child) if it runs longer than `limit`: a hang is a finding.
+pub fn run_measured(mut c: Command, limit: Duration, what: &str) -> Measured {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    // Reaped by `wait4` below, which std's `wait` cannot do: it also gives the peak memory.
+    #[allow(clippy::zombie_processes)]
+    let mut child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let pid = child.id() as libc::pid_t;
+    let (status, rss_kib) = loop {
+        let mut status = 0;
+        // SAFETY: plain out-parameters; `pid` is our own child, reaped here and only here.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break (status, usage.ru_maxrss as u64);
+        }
+        assert!(r == 0, "wait4 {what}: {}", std::io::Error::last_os_error());
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let mut status = 0;
+            // SAFETY: as above.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let said = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.join().unwrap_or_default()),
+                String::from_utf8_lossy(&err.join().unwrap_or_default())
+            );
+            panic!("{what} did not finish within {limit:?}: a hang. Its output:\n{said}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Measured {
+        run: Run {
+            code,
+            stdout: String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned(),
+            stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
+        },
+        elapsed: started.elapsed(),
+        max_rss_mib: rss_kib / 1024,
+    }
+}
