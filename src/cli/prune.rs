@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::global::GlobalArgs;
@@ -111,7 +111,9 @@ fn parse_group_by(s: &str) -> Result<Vec<GroupField>> {
             "host" => Ok(GroupField::Host),
             "project" => Ok(GroupField::Project),
             "tags" => Ok(GroupField::Tags),
-            other => bail!("--group-by: {other:?} is not host, project, tags or none"),
+            other => Err(crate::usage!(
+                "--group-by: {other:?} is not host, project, tags or none"
+            )),
         })
         .collect()
 }
@@ -134,10 +136,10 @@ impl PruneArgs {
 pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<u8> {
     let policy = args.policy();
     if policy.is_empty() && !args.reclaim_only {
-        bail!(
+        return Err(crate::usage!(
             "no --keep-* rule given: that policy would forget every snapshot. Give at least one rule \
              (e.g. --keep-daily 7), or --reclaim-only to reclaim space without forgetting anything"
-        );
+        ));
     }
     let fields = parse_group_by(&args.group_by)?;
     let repo = global.open()?;

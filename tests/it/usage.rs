@@ -103,6 +103,14 @@ fn usage_errors_exit_2_and_change_nothing() {
             "repositry",
         ),
         (vec!["init", "--compression", "23"], "23"),
+        (vec!["prune", "--dry-run"], "no --keep-* rule"),
+        (
+            vec!["prune", "--keep-last", "1", "--group-by", "hots"],
+            "--group-by",
+        ),
+        (vec!["--no-lock", "snapshot", "--path", f], "--no-lock"),
+        (vec!["--no-lock", "prune", "--keep-last", "1"], "--no-lock"),
+        (vec!["snapshot", "--path", f, "--raw", "nope"], "--raw"),
     ];
     let before = tree_digest(&env.repo);
     let mut failures = Vec::new();
