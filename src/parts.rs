@@ -93,6 +93,32 @@ pub fn open_file(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Opens a file in a directory someone less trusted may write (the SQLite file's, which
+/// belongs to the service user): never through a symbolic link (`O_NOFOLLOW`), and only a
+/// regular file (checked on the descriptor), so that a planted link cannot make rbk, running
+/// as root, read another file into a backup.
+pub fn open_regular_nofollow(path: &Path) -> io::Result<File> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::other(format!(
+                "{} is a symbolic link, which rbk does not follow",
+                path.display()
+            )),
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    set_nonblocking(&file, false)?;
+    Ok(file)
+}
+
 /// Standard input as a file of its own (a duplicate of descriptor 0): read directly, never
 /// through std's buffered `Stdin`, whose buffer a `poll(2)` of the descriptor cannot see.
 pub fn open_stdin() -> io::Result<File> {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::stack::{PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label};
 use super::{Saved, new_snapshot, store_reader};
-use crate::parts::{CODEC_NEO4J_DUMP, CommandReader, PartInput};
+use crate::parts::{CODEC_NEO4J_DUMP, CommandReader, PartInput, open_regular_nofollow};
 use crate::source::postgres::{DUMP_FORMAT, PgConnection};
 use crate::store::Repository;
 use crate::store::writer::SnapshotWriter;
@@ -368,8 +368,18 @@ pub fn snapshot_host(
     if host.is_empty() {
         bail!("[host] in rbk.toml names no store: set neo4j_admin, postgres_url or sqlite_path");
     }
+    if let Some(path) = &host.sqlite_path {
+        // Before anything stops: restore refuses such a path too (it would replace the link).
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!(
+                "sqlite_path {} is a symbolic link, which rbk does not follow: set it to the file itself",
+                path.display()
+            );
+        }
+    }
     let _lock = repo.lock(false, "snapshot (host)")?;
     let writer = SnapshotWriter::new(repo, Arc::new(repo.load_index()?));
+    let mut warnings = Vec::new();
     let pause_start = crate::store::time::now_rfc3339();
     let mut pause = HostPause::new(host)?;
     pause.stop(Service::Writes)?;
@@ -415,8 +425,9 @@ pub fn snapshot_host(
         );
     }
     if let Some(path) = &host.sqlite_path {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        // The directory is the service user's: whatever is at these names may be planted.
+        let file = open_regular_nofollow(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         let size = file.metadata().ok().map(|m| m.len());
         parts.push(
             store_reader(
@@ -433,9 +444,17 @@ pub fn snapshot_host(
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let wal = PathBuf::from(wal);
-        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-            let file = std::fs::File::open(&wal)
-                .with_context(|| format!("cannot open {}", wal.display()))?;
+        let file = match open_regular_nofollow(&wal) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            // A link or a FIFO at the log's name is not RushDB's log: not followed, not
+            // stored, and said, since a real log could hold committed transactions.
+            Err(e) => {
+                warnings.push(format!("{PART_SQLITE_WAL}: {e}; not stored"));
+                None
+            }
+        };
+        if let Some(file) = file.filter(|f| f.metadata().is_ok_and(|m| m.len() > 0)) {
             let size = file.metadata().ok().map(|m| m.len());
             parts.push(
                 store_reader(
@@ -461,16 +480,17 @@ pub fn snapshot_host(
     let snapshot = new_snapshot(parts, tags, hostname, None, labels);
     let (id, snapshot) = writer.commit(snapshot)?;
     // As in the stack snapshot: saved, but a graph that is not stored as a dump needs a person.
-    let warnings = snapshot
-        .parts
-        .iter()
-        .filter(|p| p.name == PART_GRAPH && p.codec != CODEC_NEO4J_DUMP)
-        .map(|_| {
-            format!(
-                "{PART_GRAPH}: the output of neo4j-admin was not recognised as a dump; stored as it is"
-            )
-        })
-        .collect();
+    warnings.extend(
+        snapshot
+            .parts
+            .iter()
+            .filter(|p| p.name == PART_GRAPH && p.codec != CODEC_NEO4J_DUMP)
+            .map(|_| {
+                format!(
+                    "{PART_GRAPH}: the output of neo4j-admin was not recognised as a dump; stored as it is"
+                )
+            }),
+    );
     Ok(Saved {
         id,
         snapshot,

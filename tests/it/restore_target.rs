@@ -624,6 +624,64 @@ fn host_sqlite_path_that_is_a_symlink_is_refused() {
     victim.assert_still_linked(&db, "sqlite_path a symlink");
 }
 
+/// The other direction of item 10, host mode: whoever can write the SQLite file's directory
+/// (the service user) plants `rushdb.db-wal` as a link to a root-only file. The snapshot,
+/// taken as root, must not follow it into the backup: it warns (exit 6) and stores the
+/// database alone. A `sqlite_path` that is itself a link is refused before anything runs.
+#[test]
+fn host_sqlite_snapshot_never_follows_a_planted_link() {
+    let host = Host::new();
+    let srv = host.env.path("srv");
+    let db = service_db(&srv, "rushdb.db");
+    let mut keys = host.markers();
+    keys.push(("sqlite_path", db.display().to_string()));
+    let config = host.config("rbk", &keys);
+    let victim = Victim::new(&host.env);
+    let wal = srv.join("rushdb.db-wal");
+    victim.plant(&wal);
+
+    let r = host.run(&config, &["--json", "snapshot"]);
+    assert_eq!(r.code, EXIT_WARNINGS, "saved, with a warning:\n{}", r.all());
+    let v = r.json();
+    assert!(v["warnings"].to_string().contains("rushdb.db-wal"), "{v}");
+    let parts: Vec<&str> = v["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(parts, ["rushdb.db"], "{v}");
+    let out = host.env.path("out");
+    let r = host.run(
+        &config,
+        &["restore", &id_of(&v), "--to", out.to_str().unwrap()],
+    );
+    assert_eq!(r.code, EXIT_OK, "{}", r.all());
+    for f in files_under(&out) {
+        let bytes = fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET),
+            "{} holds the victim's bytes",
+            f.display()
+        );
+    }
+    victim.assert_untouched("a planted -wal link");
+    victim.assert_still_linked(&wal, "a planted -wal link");
+    host.take_events();
+
+    fs::remove_file(&wal).unwrap();
+    let real = host.env.path("real.db");
+    fs::rename(&db, &real).unwrap();
+    symlink(&real, &db).unwrap();
+    let r = host.run(&config, &["snapshot"]);
+    assert_eq!(r.code, EXIT_FAILED, "{}", r.all());
+    assert_contains(&r.stderr, "is a symbolic link", "the refusal");
+    assert!(
+        host.take_events().is_empty(),
+        "a refused snapshot ran commands"
+    );
+}
+
 /// Item 17a, host mode: the SQLite file's directory on a full disk is named as the full one.
 #[test]
 fn host_sqlite_restore_onto_a_full_disk_names_it() {
