@@ -264,10 +264,18 @@ pub fn restore_stack(
                     .rsplit_once('/')
                     .ok_or_else(|| anyhow!("SQL_DB_PATH {path} is not absolute"))?;
                 let tar = sqlite_tar(repo, &index, &snap, db, name, {
-                    // The file keeps the owner and mode it has now: RushDB
-                    // may run as a user that must be able to write it.
+                    // The file keeps the owner and mode it has now (RushDB may run as a
+                    // user that must be able to write it), without set-id bits; with no
+                    // regular file there, root's and private.
                     rt.block_on(engine.file_owner(&stack.rushdb, path))?
-                        .unwrap_or(Owner::ROOT_FILE)
+                        .map(|o| Owner {
+                            mode: o.mode & 0o777,
+                            ..o
+                        })
+                        .unwrap_or(Owner {
+                            mode: 0o600,
+                            ..Owner::ROOT_FILE
+                        })
                 })?;
                 rt.block_on(engine.upload_tar(
                     &stack.rushdb,

@@ -563,7 +563,11 @@ impl Engine {
         let block: Option<&[u8; crate::codec::tar::BLOCK_SIZE]> = head
             .get(..crate::codec::tar::BLOCK_SIZE)
             .and_then(|b| b.try_into().ok());
-        Ok(block.and_then(crate::codec::tar::parse_owner))
+        // Only a regular file's owner and mode say anything: the engine archives a link as a
+        // link (mode 0777), and whoever can write the directory may have planted one there.
+        Ok(block
+            .filter(|b| matches!(b[156], b'0' | 0))
+            .and_then(crate::codec::tar::parse_owner))
     }
 
     /// The bytes of one file from a container (running or stopped, volume

@@ -121,4 +121,34 @@ fn stack_sqlite_wal_is_kept_and_stale_wal_is_not_replayed() {
     rbk_done(&env, &["restore", &id1]);
     stack.wait_running(&["rushdb", "neo4j"]);
     assert_eq!(stack.sqlite(PROJECTS), projects_1);
+
+    // 6. Whoever can write /data (the service user) replaces the file by a link to another
+    // file: the restore puts a regular file there, private (a link's 0777 says nothing of the
+    // file's mode), and the other file stays as it was.
+    stack.settle();
+    docker(&[
+        "exec",
+        &stack.rushdb(),
+        "sh",
+        "-c",
+        "echo secret > /data/other && chmod 600 /data/other && \
+         rm -f /data/rushdb.db /data/rushdb.db-wal /data/rushdb.db-shm && \
+         ln -s /data/other /data/rushdb.db",
+    ]);
+    rbk_done(&env, &["restore", &id0]);
+    stack.settle();
+    assert_eq!(stack.sqlite(PROJECTS), projects_0);
+    let restored = docker(&[
+        "exec",
+        &stack.rushdb(),
+        "stat",
+        "-c",
+        "%F %a",
+        "/data/rushdb.db",
+    ]);
+    assert_eq!(restored.trim(), "regular file 600", "the restored file");
+    let other = docker(&["exec", &stack.rushdb(), "stat", "-c", "%a", "/data/other"]);
+    assert_eq!(other.trim(), "600", "the file the link pointed to");
+    let other = docker(&["exec", &stack.rushdb(), "cat", "/data/other"]);
+    assert_eq!(other.trim(), "secret", "the file the link pointed to");
 }
