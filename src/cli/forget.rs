@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
-use super::output::{bytes, json};
+use super::output::{bytes, esc, json};
 use crate::store::lock::LockKind;
 use crate::store::prune::{PruneOptions, forget, prune};
 
@@ -70,7 +70,11 @@ pub fn run(global: &GlobalArgs, args: &ForgetArgs) -> Result<u8> {
     } else if !global.quiet {
         for (id, unreadable) in ids.iter().zip(&unreadable) {
             match unreadable {
-                Some(e) => println!("removed snapshot {} (it was unreadable: {e})", id.short()),
+                Some(e) => println!(
+                    "removed snapshot {} (it was unreadable: {})",
+                    id.short(),
+                    esc(e)
+                ),
                 None => println!("removed snapshot {}", id.short()),
             }
         }

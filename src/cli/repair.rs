@@ -4,7 +4,8 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::global::GlobalArgs;
-use super::output::json;
+use super::output::{esc, esc_join, json};
+use crate::store::check::Problem;
 use crate::store::lock::LockKind;
 use crate::store::repair::{IndexRepair, SnapshotsRepair, repair_index, repair_snapshots};
 
@@ -74,14 +75,7 @@ pub fn run(global: &GlobalArgs, args: &RepairArgs) -> Result<u8> {
 }
 
 fn print_index(global: &GlobalArgs, r: &IndexRepair) {
-    if global.json {
-        json(&serde_json::json!(r));
-        return;
-    }
-    for p in &r.unreadable {
-        eprintln!("warning: {}: {}", p.file, p.detail);
-    }
-    if global.quiet {
+    if !begin(global, r, &r.unreadable) {
         return;
     }
     let would = if r.dry_run { "would be " } else { "" };
@@ -96,14 +90,7 @@ fn print_index(global: &GlobalArgs, r: &IndexRepair) {
 }
 
 fn print_snapshots(global: &GlobalArgs, r: &SnapshotsRepair) {
-    if global.json {
-        json(&serde_json::json!(r));
-        return;
-    }
-    for p in &r.unreadable {
-        eprintln!("warning: {}: {}", p.file, p.detail);
-    }
-    if global.quiet {
+    if !begin(global, r, &r.unreadable) {
         return;
     }
     let would = if r.dry_run { "would be " } else { "" };
@@ -112,7 +99,9 @@ fn print_snapshots(global: &GlobalArgs, r: &SnapshotsRepair) {
         for d in &s.dropped {
             println!(
                 "snapshot {short} ({}): part {} {would}dropped ({} blob(s) missing)",
-                s.time, d.name, d.missing_blobs
+                esc(&s.time),
+                esc(&d.name),
+                d.missing_blobs
             );
         }
         match (&s.new_id, s.kept.is_empty()) {
@@ -120,9 +109,9 @@ fn print_snapshots(global: &GlobalArgs, r: &SnapshotsRepair) {
             (Some(new), false) => println!(
                 "snapshot {short}: rewritten as {} with {}",
                 new.get(..8).unwrap_or(new),
-                s.kept.join(", ")
+                esc_join(&s.kept, ", ")
             ),
-            (None, false) => println!("snapshot {short}: would keep {}", s.kept.join(", ")),
+            (None, false) => println!("snapshot {short}: would keep {}", esc_join(&s.kept, ", ")),
         }
     }
     println!(
@@ -130,4 +119,16 @@ fn print_snapshots(global: &GlobalArgs, r: &SnapshotsRepair) {
         r.snapshots_checked,
         r.repaired.len()
     );
+}
+
+/// The report as JSON, or its warnings on stderr; true when its human lines are to follow.
+fn begin(global: &GlobalArgs, report: &impl serde::Serialize, warnings: &[Problem]) -> bool {
+    if global.json {
+        json(&serde_json::json!(report));
+        return false;
+    }
+    for p in warnings {
+        eprintln!("warning: {}: {}", esc(&p.file), esc(&p.detail));
+    }
+    !global.quiet
 }

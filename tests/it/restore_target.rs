@@ -456,6 +456,18 @@ fn assert_owned_by_service(path: &Path, mode: u32, what: &str) {
     );
 }
 
+/// A host-mode setup of SQLite metadata alone: the host, the service user's directory, the
+/// database `name` in it, and the rbk.toml that backs it up.
+fn sqlite_host(name: &str) -> (Host, PathBuf, PathBuf, PathBuf) {
+    let host = Host::new();
+    let srv = host.env.path("srv");
+    let db = service_db(&srv, name);
+    let mut keys = host.markers();
+    keys.push(("sqlite_path", db.display().to_string()));
+    let config = host.config("rbk", &keys);
+    (host, srv, db, config)
+}
+
 /// Item 10, host mode: the service user, who owns the SQLite file's directory, plants
 /// symlinks to a root-only file at the temporary names (the predictable ones of earlier
 /// versions and the first name this one tries) and at the `-wal`, `-shm` and `-journal`
@@ -464,12 +476,7 @@ fn assert_owned_by_service(path: &Path, mode: u32, what: &str) {
 /// owner and mode.
 #[test]
 fn host_sqlite_restore_never_follows_a_planted_symlink() {
-    let host = Host::new();
-    let srv = host.env.path("srv");
-    let db = service_db(&srv, "rushdb.db");
-    let mut keys = host.markers();
-    keys.push(("sqlite_path", db.display().to_string()));
-    let config = host.config("rbk", &keys);
+    let (host, srv, db, config) = sqlite_host("rushdb.db");
     let plain = id_of(&host.snapshot(&config));
     commit_into_wal(&db, "only in the wal");
     let with_wal = host.snapshot(&config);
@@ -600,12 +607,7 @@ fn host_sqlite_long_name_and_new_file() {
 /// nothing changes.
 #[test]
 fn host_sqlite_path_that_is_a_symlink_is_refused() {
-    let host = Host::new();
-    let srv = host.env.path("srv");
-    let db = service_db(&srv, "rushdb.db");
-    let mut keys = host.markers();
-    keys.push(("sqlite_path", db.display().to_string()));
-    let config = host.config("rbk", &keys);
+    let (host, _, db, config) = sqlite_host("rushdb.db");
     let id = id_of(&host.snapshot(&config));
     host.take_events();
 
@@ -630,12 +632,7 @@ fn host_sqlite_path_that_is_a_symlink_is_refused() {
 /// database alone. A `sqlite_path` that is itself a link is refused before anything runs.
 #[test]
 fn host_sqlite_snapshot_never_follows_a_planted_link() {
-    let host = Host::new();
-    let srv = host.env.path("srv");
-    let db = service_db(&srv, "rushdb.db");
-    let mut keys = host.markers();
-    keys.push(("sqlite_path", db.display().to_string()));
-    let config = host.config("rbk", &keys);
+    let (host, srv, db, config) = sqlite_host("rushdb.db");
     let victim = Victim::new(&host.env);
     let wal = srv.join("rushdb.db-wal");
     victim.plant(&wal);
@@ -685,16 +682,11 @@ fn host_sqlite_snapshot_never_follows_a_planted_link() {
 /// Item 17a, host mode: the SQLite file's directory on a full disk is named as the full one.
 #[test]
 fn host_sqlite_restore_onto_a_full_disk_names_it() {
-    let host = Host::new();
-    let srv = host.env.path("srv");
-    let db = service_db(&srv, "rushdb.db");
+    let (host, srv, db, config) = sqlite_host("rushdb.db");
     sqlite(
         &db,
         "insert into t values ('big', hex(randomblob(1000000)))",
     );
-    let mut keys = host.markers();
-    keys.push(("sqlite_path", db.display().to_string()));
-    let config = host.config("rbk", &keys);
     let id = id_of(&host.snapshot(&config));
     host.take_events();
 
