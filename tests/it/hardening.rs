@@ -354,3 +354,24 @@ fn a_read_only_repository_can_be_restored_and_checked() {
     let r = env.run(&["--no-lock", "snapshot", "--path", p.to_str().unwrap()]);
     assert_eq!(r.code, EXIT_USAGE, "{}", r.all());
 }
+
+/// Item 17: a repository path that is a file, or lies below one, is one plain sentence (it
+/// was "stat data/x/config: Not a directory"), exit 1, and nothing is created.
+#[test]
+fn a_repository_path_through_a_file_is_one_plain_sentence() {
+    let env = Env::empty();
+    let file = env.write("not-a-dir", b"x");
+    for repo in [file.clone(), file.join("repo")] {
+        let r = run(cmd_for(&repo, PASSWORD, &["snapshots"]));
+        assert_eq!(r.code, EXIT_FAILED, "{}", r.all());
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line:\n{}", r.stderr);
+        assert!(
+            lines[0].contains("no rbk repository") && lines[0].contains("not a directory"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("os error"), "{}", r.stderr);
+    }
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+}
