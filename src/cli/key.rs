@@ -158,7 +158,7 @@ fn list(global: &GlobalArgs) -> Result<u8> {
                     // Unauthenticated metadata is anyone's claim: shown, but not as fact.
                     let (host, created) = match repo.key_metadata_verified(k) {
                         Some(true) => (esc(&k.host).to_string(), format_unix(k.created)),
-                        Some(false) => ("(altered)".to_string(), "(altered)".to_string()),
+                        Some(false) => ("(not verifiable)".to_string(), "-".to_string()),
                         None => (
                             format!("{}?", esc(&k.host)),
                             format!("{}?", format_unix(k.created)),
@@ -184,7 +184,8 @@ fn list(global: &GlobalArgs) -> Result<u8> {
                 .is_ok_and(|k| repo.key_metadata_verified(k) != Some(true))
         }) {
             println!(
-                "host and time with ? are unverified (a key file of an older rbk: nothing vouches for them); (altered) means the key file was changed after it was written"
+                "host and time with ? are unverified (a key file of an older rbk: nothing vouches for them); \
+                 (not verifiable): the key file was altered, or it belongs to another master key (an interrupted init, or planted)"
             );
         }
     }

@@ -70,10 +70,14 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
             .read(FileKind::Key, &name)
             .and_then(|b| KeyFile::decode(&name, &b))
         {
-            Ok(key) if repo.key_metadata_verified(&key) == Some(false) => report.error(
-                FileKind::Key.path_of(&name),
-                "its host and creation time were changed after it was written (they no longer authenticate)",
-            ),
+            // Not damage: such a key opens this repository no worse than before (altered
+            // metadata), or not at all (another master key's: an interrupted init, or planted).
+            Ok(key) if repo.key_metadata_verified(&key) == Some(false) => report.warnings.push(Problem {
+                file: FileKind::Key.path_of(&name),
+                detail: "its host and creation time do not authenticate under this repository's master key: \
+                         the file was altered, or it wraps another master key (left by an interrupted init, or planted) \
+                         and opens nothing here; `rbk key remove` removes it".into(),
+            }),
             Ok(_) => {}
             Err(e) => report.record(e),
         }

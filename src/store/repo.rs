@@ -94,8 +94,13 @@ impl Repository {
         let key = KeyFile::create(&master, password, options.kdf, hostname(), now_unix())?;
         let key_name = new_key_name();
         // The key first: a config without a key would be a repository nobody
-        // can open, while a key without a config is not yet a repository.
-        backend.write_new(FileKind::Key, &key_name, &key.encode())?;
+        // can open, while a key without a config is not yet a repository. A
+        // write that failed after its rename (the directory's fsync) leaves
+        // the key: remove it, or it would stay behind as another master's key.
+        if let Err(e) = backend.write_new(FileKind::Key, &key_name, &key.encode()) {
+            let _ = backend.remove(FileKind::Key, &key_name);
+            return Err(e);
+        }
         if let Err(e) = backend.write_new(
             FileKind::Config,
             "",
