@@ -434,7 +434,10 @@ fn read_pack(
             detail,
         })
     };
-    let bytes = match repo.backend().read(FileKind::Pack, name) {
+    let bytes = match repo
+        .check_pack_len(name)
+        .and_then(|()| repo.backend().read(FileKind::Pack, name))
+    {
         Ok(b) => b,
         // Listed, then deleted by a prune before this read: it was in no
         // index (or check would be holding a lock prune waits for).

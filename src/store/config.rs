@@ -69,6 +69,14 @@ impl Config {
         }
     }
 
+    /// More than any pack of this repository can be: a writer closes a pack
+    /// once it reaches `pack_target`, so a pack is that, one more blob (a chunk
+    /// of at most `max_size`, or a list blob), and a header of under 40 bytes
+    /// per blob of at least 104 bytes. Packs are read whole only up to this.
+    pub fn max_pack_len(&self) -> u64 {
+        2 * u64::from(self.pack_target) + 2 * u64::from(self.chunker.max_size) + (1 << 20)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         self.chunker.validate()?;
         if !(1..=22).contains(&self.compression_level) {

@@ -567,6 +567,7 @@ fn repack(
     };
     for (pack, live) in packs {
         let name = pack.to_hex();
+        repo.check_pack_len(&name)?;
         let bytes = repo.read_verified(FileKind::Pack, &name)?;
         task.advance(bytes.len() as u64);
         let copies: Vec<Result<(PackedBlob, Vec<u8>)>> = live
@@ -610,7 +611,8 @@ fn rescue(repo: &Repository, missing: &HashSet<Id>, candidates: &[Id]) -> Result
     for pack in candidates {
         let blobs = match read_header(repo.backend().as_ref(), repo.crypto(), &pack.to_hex()) {
             Ok(b) => b,
-            Err(e) if e.is_not_found() => continue,
+            // Gone, or not a pack rbk wrote (damaged, planted): nothing to put back from it.
+            Err(e) if e.is_not_found() || e.is_damage() => continue,
             Err(e) => return Err(e),
         };
         if blobs.iter().any(|b| missing.contains(&b.id)) {

@@ -380,6 +380,21 @@ impl Repository {
         Ok(())
     }
 
+    /// Fails, as damage, for a pack larger than any this repository writes:
+    /// check and prune read packs whole, and a planted one must not cost
+    /// more memory than a real one.
+    pub fn check_pack_len(&self, name: &str) -> Result<()> {
+        let size = self.backend.size(FileKind::Pack, name)?;
+        let max = self.config.max_pack_len();
+        if size > max {
+            return Err(StoreError::damaged(
+                FileKind::Pack.path_of(name),
+                format!("{size} bytes, more than any pack of this repository can be ({max})"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads a content-addressed file and checks its bytes against its name.
     pub fn read_verified(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         let bytes = self.backend.read(kind, name)?;

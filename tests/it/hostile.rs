@@ -352,3 +352,35 @@ fn planted_key_files_cost_bounded_time_and_memory() {
         m.elapsed
     );
 }
+
+/// A planted pack below the backend's bound for any pack (1 GiB) but larger than any pack
+/// of this repository can be: check and prune, which read packs whole, refuse it unread
+/// instead of holding 900 MiB (twice, with two reading threads).
+#[test]
+fn a_planted_pack_larger_than_this_repository_writes_is_not_read_whole() {
+    let f = Fixture::new();
+    let repo = f.copy("big-pack");
+    let name = "ab".repeat(32);
+    let at = repo.join("data").join("ab").join(&name);
+    fs::create_dir_all(at.parent().unwrap()).unwrap();
+    fs::File::create(&at)
+        .and_then(|file| file.set_len(900 << 20))
+        .unwrap();
+    let m = run_measured(
+        cmd_for(&repo, PASSWORD, &["--json", "check", "--read-data"]),
+        LIMIT,
+        "check --read-data",
+    );
+    assert!(m.max_rss_mib < 200, "{} MiB resident", m.max_rss_mib);
+    assert!(
+        m.run.stdout.contains(&format!("data/ab/{name}")),
+        "check names the planted pack:\n{}",
+        m.run.all()
+    );
+    let m = run_measured(
+        cmd_for(&repo, PASSWORD, &["prune", "--reclaim-only"]),
+        LIMIT,
+        "prune",
+    );
+    assert!(m.max_rss_mib < 200, "{} MiB resident", m.max_rss_mib);
+}
