@@ -49,13 +49,12 @@ pub enum ReadLocking {
 }
 
 /// Key derivation one password may spend, in KiB-passes: 8 GiB-passes, a few
-/// seconds here. Forty default keys (64 MiB, 3 passes) fit; a key at the
-/// bounds (1 GiB, 10 passes) does not, so it is tried only when it is the
-/// cheapest there is.
+/// seconds here. A key at the bounds (1 GiB, 10 passes) does not fit, so it is
+/// tried only when it is the cheapest there is.
 const KDF_BUDGET: u64 = 8 * 1024 * 1024;
-/// What each try counts against the budget at least (64 MiB-passes), so that
-/// planted cheap keys are tried at most 128 at a time.
-const KDF_FLOOR: u64 = 64 * 1024;
+/// What each try counts against the budget at least (400 MiB-passes), so that
+/// one password tries at most 20 key files (as restic), however cheap.
+const KDF_FLOOR: u64 = 400 * 1024;
 
 /// Times a listing is retried when a listed file vanished before it was read.
 const RELIST_ATTEMPTS: usize = 100;
@@ -138,25 +137,36 @@ impl Repository {
         let names = backend.list(FileKind::Key)?;
         let mut damaged = None;
         let mut config_error = None;
-        // Anyone who can write the repository can plant key files: read them all
-        // (each is small and bounded), then try the cheapest first within a
-        // budget of key derivation, so that planted costly keys (or many cheap
-        // ones) cannot make every command slow or large.
-        let mut keys = Vec::new();
-        for name in &names {
-            match backend
+        // Anyone who can write the repository can plant key files: learn what each
+        // costs (keeping only that, so many planted files take little memory), then
+        // try the cheapest first, at most 20 and within a budget of key derivation,
+        // so that planted key files cannot make every command slow or large.
+        let read_key = |name: &str| {
+            backend
                 .read(FileKind::Key, name)
                 .and_then(|b| KeyFile::decode(name, &b))
-            {
-                Ok(key) => keys.push((name, key)),
+        };
+        let mut costs = Vec::new();
+        for name in &names {
+            match read_key(name) {
+                Ok(key) => costs.push((key.kdf.cost(), name)),
                 // A damaged key file must not stop another key from opening the repository.
                 Err(e) => damaged = Some(e),
             }
         }
-        keys.sort_by_key(|(name, key)| (key.kdf.cost(), name.as_str()));
+        costs.sort();
         let mut spent = 0u64;
         let mut tried = 0usize;
-        for (name, key) in &keys {
+        for (_, name) in &costs {
+            // Read again, and judged as it is now: a file replaced since the first
+            // pass by a costlier one must not slip past the budget.
+            let key = match read_key(name) {
+                Ok(key) => key,
+                Err(e) => {
+                    damaged = Some(e);
+                    continue;
+                }
+            };
             let cost = key.kdf.cost().max(KDF_FLOOR);
             if tried > 0 && spent + cost > KDF_BUDGET {
                 break;
@@ -211,7 +221,7 @@ impl Repository {
             Some(e) if names.len() == 1 => Err(e),
             _ => Err(StoreError::WrongPassword {
                 keys: names.len(),
-                untried: keys.len() - tried,
+                untried: costs.len() - tried,
             }),
         }
     }
