@@ -6,6 +6,6 @@
 pub mod docker;
 pub mod neo4j;
 pub mod postgres;
+pub mod secret;
 pub mod sqlite;
-pub mod stack;
 pub mod stream;

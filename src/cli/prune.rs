@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::global::GlobalArgs;
 use super::output::{bytes, esc, esc_join, json};
-use crate::backup::stack::label;
 use crate::retention::{Candidate, Count, Decision, Policy, Within, parse_tag_set, plan};
+use crate::stack::names::label;
 use crate::store::lock::LockKind;
 use crate::store::prune::{PruneOptions, PruneReport, forget, prune};
 use crate::store::{Id, Repository};

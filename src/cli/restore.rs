@@ -7,10 +7,10 @@ use clap::Args;
 
 use super::global::GlobalArgs;
 use super::output::{bytes, esc, esc_join, json};
-use crate::backup::host::HostConfig;
 use crate::restore::host::{HostRestoreOutcome, restore_host};
 use crate::restore::restore_to_dir;
 use crate::restore::stack::{StackRestoreOptions, restore_stack};
+use crate::stack::host::HostConfig;
 
 /// Restore a snapshot (a unique id prefix, or `latest`): into the running
 /// stack, or with --to as files.

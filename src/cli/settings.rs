@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::backup::host::HostConfig;
-use crate::source::stack::{PgOverride, Secret, StackConfig};
+use crate::source::postgres::PgOverride;
+use crate::source::secret::Secret;
+use crate::stack::discover::StackConfig;
+use crate::stack::host::HostConfig;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,12 +10,11 @@ use clap::{ArgAction, Args};
 use super::global::GlobalArgs;
 use super::output::{bytes, esc, esc_join, json, rate};
 use crate::backup::host::snapshot_host;
-use crate::backup::stack::{
-    StackOutcome, StackPlan, StackSnapshotOptions, pause_ms, snapshot_stack,
-};
+use crate::backup::stack::{StackOutcome, StackPlan, StackSnapshotOptions, snapshot_stack};
 use crate::backup::{Interrupted, PartSpec, Raw, Saved, SnapshotOptions, check_plan, snapshot};
 use crate::cancel::Cancel;
 use crate::parts::PartInput;
+use crate::stack::names::pause_ms;
 
 /// Take a snapshot: of the running RushDB stack (no part options), or of
 /// the given parts (each --path, --stdin or --command is one part).

@@ -34,7 +34,7 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     "bytes_read": s.stats.bytes_read,
                     "bytes_added": s.stats.bytes_added,
                     "duration_ms": s.stats.duration_ms,
-                    "pause_ms": crate::backup::stack::pause_ms(s),
+                    "pause_ms": crate::stack::names::pause_ms(s),
                     "project": project_of(s),
                     "labels": s.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
                     "parts": s.parts.iter().map(|p| serde_json::json!({
@@ -72,7 +72,7 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                         Some(p) => format!("{}/{}", esc(&s.host), esc(p)),
                         None => esc(&s.host).into_owned(),
                     };
-                    let pause = crate::backup::stack::pause_ms(s)
+                    let pause = crate::stack::names::pause_ms(s)
                         .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
                         .unwrap_or_else(|| "-".into());
                     rows.push([
@@ -139,6 +139,6 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
 fn project_of(s: &crate::store::manifest::Snapshot) -> Option<&str> {
     s.labels
         .iter()
-        .find(|(k, _)| k == crate::backup::stack::label::PROJECT)
+        .find(|(k, _)| k == crate::stack::names::label::PROJECT)
         .map(|(_, v)| v.as_str())
 }

@@ -18,14 +18,14 @@ use serde::Serialize;
 
 use super::partial::Partial;
 use super::{RestoringInto, verify_parts, write_part};
-use crate::backup::host::{HostConfig, HostPause, Service};
-use crate::backup::stack::{PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL};
 use crate::child;
 use crate::parts::CODEC_NEO4J_DUMP;
 use crate::source::neo4j::load_command;
 use crate::source::postgres::{
     MAINTENANCE_DATABASE, PgConnection, percent_decode, recreate_args, restore_args,
 };
+use crate::stack::host::{HostConfig, HostPause, Service};
+use crate::stack::names::{PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL};
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository, StoreError};

@@ -4,21 +4,21 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
 use super::{DUMP_LEVEL, verify_parts, write_part};
-use crate::backup::stack::{
-    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label,
-    volume_of_part,
-};
 use crate::codec::neo4j_dump::DumpWriter;
 use crate::codec::tar::{Owner, TarBuilder};
 use crate::parts::{CODEC_NEO4J_DUMP, decode_envelope};
-use crate::pause::Pause;
 use crate::progress::Unit;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Edition, compare_versions};
-use crate::source::stack::{
+use crate::source::stream::byte_sink;
+use crate::stack::discover::{
     GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
 };
-use crate::source::stream::byte_sink;
+use crate::stack::names::{
+    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label,
+    volume_of_part,
+};
+use crate::stack::pause::Pause;
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository};

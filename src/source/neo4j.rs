@@ -65,14 +65,14 @@ pub struct Database {
     pub container: ContainerInfo,
     pub name: String,
     /// From the configuration; else `NEO4J_AUTH` of the container.
-    pub auth: Option<(String, super::stack::Secret)>,
+    pub auth: Option<(String, super::secret::Secret)>,
 }
 
 impl Database {
     pub fn new(
         container: &ContainerInfo,
         name: &str,
-        auth: Option<(String, super::stack::Secret)>,
+        auth: Option<(String, super::secret::Secret)>,
     ) -> Database {
         Database {
             container: container.clone(),

@@ -1,6 +1,15 @@
 //! Postgres: `pg_dump` and `psql` run inside the `postgres` container, credentials from its environment.
 
 use super::docker::ContainerInfo;
+use super::secret::Secret;
+
+/// Settings that win over what the `postgres` container's environment says.
+#[derive(Debug, Clone, Default)]
+pub struct PgOverride {
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub password: Option<Secret>,
+}
 
 #[derive(Debug, Clone)]
 pub struct PgTarget {
@@ -24,7 +33,7 @@ impl PgTarget {
     }
 
     /// The configuration's user, database and password over the container's.
-    pub fn with_override(mut self, o: &super::stack::PgOverride) -> PgTarget {
+    pub fn with_override(mut self, o: &PgOverride) -> PgTarget {
         if let Some(u) = &o.user {
             self.user = u.clone();
         }

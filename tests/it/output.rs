@@ -247,7 +247,7 @@ fn names_from_the_repository_are_printed_escaped() {
         &names,
         HOST,
         &TAGS,
-        &[(rbk::backup::stack::label::PROJECT, PROJECT)],
+        &[(rbk::stack::names::label::PROJECT, PROJECT)],
     );
 
     // The table: a header, one row, the count. No name adds a line.

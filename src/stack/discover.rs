@@ -2,10 +2,11 @@
 
 use anyhow::{Result, bail};
 
-use super::docker::{ContainerInfo, Engine, LABEL_PROJECT, LABEL_SERVICE, VolumeMount};
-use super::neo4j::{Edition, version_of};
-use super::postgres::PgTarget;
-use super::sqlite::resolve_path;
+use crate::source::docker::{ContainerInfo, Engine, LABEL_PROJECT, LABEL_SERVICE, VolumeMount};
+use crate::source::neo4j::{Edition, version_of};
+use crate::source::postgres::{PgOverride, PgTarget};
+use crate::source::secret::Secret;
+use crate::source::sqlite::resolve_path;
 
 /// The key RushDB's image falls back to; secrets encrypted with it are not secret.
 pub const DEFAULT_RUSHDB_KEY: &str = "32SymbolStringForTokenEncryption";
@@ -27,34 +28,6 @@ pub struct StackConfig {
     /// cypher-shell credentials for Neo4j Enterprise instead of `NEO4J_AUTH`
     /// (which only sets the first password).
     pub neo4j_auth: Option<(String, Secret)>,
-}
-
-/// Settings that win over what the `postgres` container's environment says.
-#[derive(Debug, Clone, Default)]
-pub struct PgOverride {
-    pub user: Option<String>,
-    pub database: Option<String>,
-    pub password: Option<Secret>,
-}
-
-/// A password from the configuration: never printed, wiped when dropped.
-#[derive(Clone)]
-pub struct Secret(zeroize::Zeroizing<String>);
-
-impl Secret {
-    pub fn new(s: String) -> Secret {
-        Secret(zeroize::Zeroizing::new(s))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<secret>")
-    }
 }
 
 impl Default for StackConfig {
