@@ -151,19 +151,10 @@ fn sources_depend_on_no_layer_above_them() {
     assert_holds(&[&SOURCES]);
 }
 
-/// Rule 1 of the stack-layer redesign (issue 12). restore/ still borrows the stack and host
-/// helpers of backup/, which the stack layer is taking over.
+/// What both need about a stack lives in the stack layer below them (issue 12).
 #[test]
-#[ignore = "until the stack layer lands (issue 12)"]
 fn backup_and_restore_never_depend_on_each_other() {
     assert_holds(&[&BACKUP_NOT_RESTORE, &RESTORE_NOT_BACKUP]);
-}
-
-/// The half of rule 1 that holds today, enforced while the whole rule waits for issue 12,
-/// so backup cannot start leaning on restore in the meantime.
-#[test]
-fn backup_never_depends_on_restore() {
-    assert_holds(&[&BACKUP_NOT_RESTORE]);
 }
 
 #[test]
