@@ -55,6 +55,7 @@ mod snapshot;
 mod snapshots;
 mod stats;
 mod unlock;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -142,6 +143,7 @@ pub enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     Restore(restore::RestoreArgs),
     Check(check::CheckArgs),
+    Verify(verify::VerifyArgs),
     Stats(stats::StatsArgs),
     Diff(diff::DiffArgs),
     Prune(prune::PruneArgs),
@@ -167,7 +169,7 @@ pub fn run() -> ExitCode {
     init_tracing(&cli.global);
     let result = match &cli.command {
         _ if cli.global.no_lock && !reads_only(&cli.command) => Err(crate::usage!(
-            "--no-lock is for commands that only read the repository (restore, check, snapshots, \
+            "--no-lock is for commands that only read the repository (restore, check, verify, snapshots, \
              stats, diff, key list): the others need the lock to keep it consistent"
         )),
         Command::Init(a) => init::run(&cli.global, a),
@@ -176,6 +178,7 @@ pub fn run() -> ExitCode {
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Check(a) => check::run(&cli.global, a),
+        Command::Verify(a) => verify::run(&cli.global, a),
         Command::Stats(a) => stats::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
@@ -266,6 +269,7 @@ fn reads_only(command: &Command) -> bool {
         Command::Snapshots(_)
         | Command::Restore(_)
         | Command::Check(_)
+        | Command::Verify(_)
         | Command::Stats(_)
         | Command::Diff(_) => true,
         Command::Key(k) => matches!(k.command, key::KeyCommand::List(_)),

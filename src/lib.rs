@@ -18,3 +18,4 @@ pub mod source;
 pub mod stack;
 pub mod store;
 pub mod usage;
+pub mod verify;

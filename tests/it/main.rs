@@ -34,3 +34,4 @@ mod stats;
 mod tamper;
 mod usage;
 mod util;
+mod verify;
