@@ -3,10 +3,13 @@
 //! The engine's operations live under `docker/`, one concept per file, all as methods of
 //! `Engine`: `containers` (find, inspect, stop, start), `exec` (commands in a running
 //! container), `oneoff` (one-off containers copying a service, and their leftovers),
-//! `files` (file copy in and out), `streams` (the output, stdin and exit status plumbing
-//! they share) and `unreachable` (why the engine could not be reached).
+//! `files` (file copy in and out), `create` and `drill` (throwaway containers, volumes and a
+//! private network built from images, and their teardown), `streams` (the output, stdin and
+//! exit status plumbing they share) and `unreachable` (why the engine could not be reached).
 
 mod containers;
+mod create;
+mod drill;
 mod exec;
 mod files;
 mod oneoff;
@@ -15,6 +18,9 @@ mod unreachable;
 
 use anyhow::{Result, anyhow};
 use bollard::Docker;
+
+pub use create::{ContainerSpec, DrillMount};
+pub use drill::{Drill, DrillLeftovers, LABEL_DRILL, Teardown};
 
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
