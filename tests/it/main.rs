@@ -5,6 +5,7 @@ mod concurrent;
 mod crash;
 mod damage;
 mod dedup;
+mod docker_create;
 mod docker_errors;
 mod dumps;
 mod examples;

@@ -46,16 +46,10 @@ pub const SQLITE: &str = "rushdb.db";
 // ---------------------------------------------------------------- entry
 
 /// The test's turn: holds the lock that runs the Docker tests one at a time, after making
-/// sure the image exists. `None` means Docker tests are switched off.
+/// sure the image exists and that no other RushDB stack is on the engine. `None` means
+/// Docker tests are switched off.
 pub fn docker_test(name: &str) -> Option<MutexGuard<'static, ()>> {
-    if std::env::var("RBK_SKIP_DOCKER").as_deref() == Ok("1") {
-        eprintln!("stack::{name}: skipped (RBK_SKIP_DOCKER=1)");
-        return None;
-    }
-    static SERIAL: Mutex<()> = Mutex::new(());
-    // A test that failed while holding the lock poisons it; the next one may still run.
-    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    build_image();
+    let guard = docker_turn(&format!("stack::{name}"))?;
     // rbk finds the stack by the `rushdb` service label unless told a project; another
     // stack on this engine would make that ambiguous (and the tests' meaning with it).
     let others = docker(&[
@@ -72,6 +66,22 @@ pub fn docker_test(name: &str) -> Option<MutexGuard<'static, ()>> {
          (take it down, or set RBK_SKIP_DOCKER=1)",
         others.trim()
     );
+    Some(guard)
+}
+
+/// A Docker test's turn without the stack tests' demand for an engine free of other RushDB
+/// stacks (for tests that never look for a stack): the lock that runs the Docker tests one
+/// at a time, taken after making sure the image exists. `None` means Docker tests are
+/// switched off; `name` is the test's path, for the message saying so.
+pub fn docker_turn(name: &str) -> Option<MutexGuard<'static, ()>> {
+    if std::env::var("RBK_SKIP_DOCKER").as_deref() == Ok("1") {
+        eprintln!("{name}: skipped (RBK_SKIP_DOCKER=1)");
+        return None;
+    }
+    static SERIAL: Mutex<()> = Mutex::new(());
+    // A test that failed while holding the lock poisons it; the next one may still run.
+    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    build_image();
     Some(guard)
 }
 
