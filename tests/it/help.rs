@@ -96,7 +96,7 @@ fn shipped_schedule_files_use_commands_rbk_accepts() {
     env.ok(&["snapshot", "--path", input.to_str().unwrap()]);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schedule");
     let mut checked = 0;
-    for name in ["rbk.service", "crontab"] {
+    for name in ["rbk.service", "rbk-verify.service", "crontab"] {
         let text = std::fs::read_to_string(dir.join(name)).expect("schedule file");
         for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
             // Every `rbk ...` command on the line, up to a shell operator or redirection.
@@ -109,7 +109,7 @@ fn shipped_schedule_files_use_commands_rbk_accepts() {
                     .take_while(|w| !w.starts_with('>') && *w != "|")
                     .collect();
                 match words.first() {
-                    Some(&"prune") => {
+                    Some(&"prune" | &"verify") => {
                         env.ok(&words);
                     }
                     Some(&"snapshot") => {
@@ -123,7 +123,7 @@ fn shipped_schedule_files_use_commands_rbk_accepts() {
             }
         }
     }
-    assert!(checked >= 4, "found only {checked} rbk command lines");
+    assert!(checked >= 6, "found only {checked} rbk command lines");
 }
 
 /// Exit 6 (done, with warnings) must not stop the nightly prune: `rbk.service` counts it as
@@ -147,8 +147,10 @@ fn shipped_schedules_prune_after_a_snapshot_with_warnings_and_not_after_a_failur
         // Not comments, not `MAILTO=root`: a job starts with its schedule.
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter(|l| !l.split_whitespace().next().is_some_and(|w| w.contains('=')))
+        // The nightly one: the weekly `rbk verify` job prunes nothing.
+        .filter(|l| l.contains("rbk snapshot"))
         .collect();
-    assert_eq!(jobs.len(), 1, "one cron job: {jobs:?}");
+    assert_eq!(jobs.len(), 1, "one nightly snapshot job: {jobs:?}");
     // The command is what follows the five time fields.
     let command = jobs[0]
         .splitn(6, ' ')
