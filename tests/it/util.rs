@@ -783,3 +783,16 @@ pub fn run_measured(c: Command, limit: Duration, what: &str) -> Measured {
 
 /// GNU time (Debian package `time`): measures a command's own peak memory.
 const GNU_TIME: &str = "/usr/bin/time";
+
+/// The report of a `rbk --json verify` that passed: what each part was checked as, in order.
+pub fn verified_checks(report: &Value) -> Vec<String> {
+    assert_eq!(report["ok"], true, "verify failed: {report}");
+    report["parts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["check"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
