@@ -24,6 +24,13 @@ use crate::store::{Id, Repository};
 pub mod host;
 pub mod stack;
 
+/// What a signal during a stack's pause, and one after it, cost: said with the `Cancelled`
+/// they wrap, which the CLI turns into exit 130.
+pub(crate) const INTERRUPTED_IN_PAUSE: &str =
+    "interrupted: the stack was started again; no snapshot is saved";
+pub(crate) const INTERRUPTED_AFTER_PAUSE: &str =
+    "interrupted after the stack was started again: no snapshot is saved";
+
 #[derive(Debug, Clone)]
 pub struct PartSpec {
     pub name: String,

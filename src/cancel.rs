@@ -10,7 +10,7 @@
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How long a read of a pipe, FIFO or terminal waits for data before it looks at the flag
 /// again: the most a cancellation waits for a reader blocked on an idle producer.
@@ -22,9 +22,24 @@ const POLL_MS: libc::c_int = 100;
 pub struct Cancel {
     /// 0 while not cancelled; else the number of the signal that cancelled.
     signal: Arc<AtomicUsize>,
+    /// Whether a signal may still end the process at once (the CLI's handler reads it):
+    /// true until a write pause begins, which must then run its restart to the end.
+    exit_at_once: Arc<AtomicBool>,
 }
 
 impl Cancel {
+    /// The flag a handler reads to decide whether a signal ends the process at once
+    /// (signal-hook's `flag::register_conditional_shutdown`).
+    pub fn exit_at_once_slot(&self) -> Arc<AtomicBool> {
+        self.exit_at_once.clone()
+    }
+
+    /// From now on a signal only sets the flag: something (a stopped stack) must be undone
+    /// before rbk may exit. Called by the write pauses before their first stop.
+    pub fn hold(&self) {
+        self.exit_at_once.store(false, Ordering::SeqCst);
+    }
+
     /// The slot a signal handler stores the signal's number in (signal-hook's
     /// `flag::register_usize`): a plain atomic store, safe in a handler.
     pub fn slot(&self) -> Arc<AtomicUsize> {
@@ -74,6 +89,17 @@ impl From<Cancelled> for io::Error {
 /// The [`Cancelled`] inside `e`, if `e` is one.
 pub fn cancelled_by(e: &io::Error) -> Option<Cancelled> {
     e.get_ref()?.downcast_ref::<Cancelled>().copied()
+}
+
+/// Whether `e` is work cut short by a signal: a [`Cancelled`] anywhere in its chain, as an
+/// error of its own or inside an `io::Error`.
+pub fn is_cancelled(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<Cancelled>()
+            || c.downcast_ref::<io::Error>()
+                .and_then(cancelled_by)
+                .is_some()
+    })
 }
 
 /// `SIGINT`, `SIGTERM`, ... for messages.

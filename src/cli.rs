@@ -51,6 +51,7 @@ mod prune;
 mod repair;
 mod restore;
 mod settings;
+mod signals;
 mod snapshot;
 mod snapshots;
 mod stats;

@@ -382,6 +382,34 @@ fn print_macros_shadowed_first(cli: &str) -> Vec<String> {
     out
 }
 
+/// Only the CLI ends the process: below it, a signal or an error is reported up (the write
+/// pauses start the stack again and fail with `Cancelled`), so every cleanup on the way out
+/// runs, and the exit code is chosen in one place.
+#[test]
+fn only_the_cli_ends_the_process() {
+    assert_none("process exits", exits_outside_the_cli(real()));
+}
+
+fn exits_outside_the_cli(a: &Analysis) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in a
+        .files
+        .iter()
+        .filter(|f| !(f.rel == "cli.rs" || f.rel == "main.rs" || f.rel.starts_with("cli/")))
+    {
+        for (n, line) in f.code_lines() {
+            if line.contains("process::exit") || line.contains("libc::exit") {
+                out.push(format!(
+                    "src/{}:{n}: only the CLI ends the process; report the signal or error up: {}",
+                    f.rel,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn processes_outside_child_rs(a: &Analysis) -> Vec<String> {
     let mut out = Vec::new();
     for f in a.files.iter().filter(|f| f.rel != "child.rs") {
@@ -1500,7 +1528,8 @@ mod resolver {
                 "store/pack.rs",
                 "#[cfg(test)]\nfn helper() { println!(\"tests may print\"); }\n\
                  fn f() { println!(\"after a cfg(test) item, still production\"); }\n\
-                 fn g() { std::process::Command::new(\"sh\"); }\n",
+                 fn g() { std::process::Command::new(\"sh\"); }\n\
+                 fn h() { std::process::exit(130); }\n",
             ),
             (
                 "store/tests.rs",
@@ -1532,6 +1561,9 @@ mod resolver {
             children[0].starts_with("src/store/pack.rs:5:"),
             "{children:#?}"
         );
+        let exits = exits_outside_the_cli(&a);
+        assert_eq!(exits.len(), 1, "{exits:#?}");
+        assert!(exits[0].starts_with("src/store/pack.rs:6:"), "{exits:#?}");
         let writer = cli_writer_bypasses(&a).join("\n");
         for want in [
             "macro_rules! println must come before the first `mod`",

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::{Saved, new_snapshot, store_reader};
+use super::{INTERRUPTED_AFTER_PAUSE, Saved, new_snapshot, store_reader};
+use crate::cancel::Cancel;
 use crate::parts::{CODEC_NEO4J_DUMP, CommandReader, PartInput, open_regular_nofollow};
 use crate::source::postgres::{DUMP_FORMAT, PgConnection};
 use crate::stack::host::{HostConfig, HostPause, Service};
@@ -22,6 +23,7 @@ pub fn snapshot_host(
     host: &HostConfig,
     tags: &[String],
     hostname: Option<String>,
+    cancel: &Cancel,
 ) -> Result<Saved> {
     if host.is_empty() {
         bail!("[host] in rbk.toml names no store: set neo4j_admin, postgres_url or sqlite_path");
@@ -39,7 +41,7 @@ pub fn snapshot_host(
     let writer = SnapshotWriter::new(repo, Arc::new(repo.load_index()?));
     let mut warnings = Vec::new();
     let pause_start = crate::store::time::now_rfc3339();
-    let mut pause = HostPause::new(host)?;
+    let mut pause = HostPause::new(host, cancel.clone())?;
     pause.stop(Service::Writes)?;
     let mut parts = Vec::new();
     if let Some(admin) = &host.neo4j_admin {
@@ -136,6 +138,10 @@ pub fn snapshot_host(
         (label::PAUSE_MS.into(), pause_ms.to_string()),
     ];
     let snapshot = new_snapshot(parts, tags, hostname, None, labels);
+    // The last chance to stop: once the commit starts it completes.
+    cancel
+        .check()
+        .map_err(|c| anyhow::Error::from(c).context(INTERRUPTED_AFTER_PAUSE))?;
     let (id, snapshot) = writer.commit(snapshot)?;
     // As in the stack snapshot: saved, but a graph that is not stored as a dump needs a person.
     warnings.extend(

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
-use super::{new_snapshot, store_reader};
+use super::{INTERRUPTED_AFTER_PAUSE, INTERRUPTED_IN_PAUSE, new_snapshot, store_reader};
+use crate::cancel::Cancel;
 use crate::progress::Unit;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Database, Edition};
@@ -34,6 +35,9 @@ pub struct StackSnapshotOptions {
     pub dry_run: bool,
     /// Also archive the stack's other named volumes (`StackVolume`), one part each.
     pub volumes: bool,
+    /// Set by the CLI's SIGINT/SIGTERM handler: the pause starts the stack again, and the
+    /// snapshot fails with `Cancelled` and commits nothing.
+    pub cancel: Cancel,
 }
 
 /// What a stack snapshot will do, printable before anything is touched.
@@ -160,7 +164,12 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
 
     let mut labels = stack_labels(repo, &stack);
     let writer = SnapshotWriter::new(repo, index);
-    let mut pause = Pause::new(rt.handle().clone(), engine.clone(), stack.project.clone());
+    let mut pause = Pause::new(
+        rt.handle().clone(),
+        engine.clone(),
+        stack.project.clone(),
+        options.cancel.clone(),
+    );
     let pause_start = crate::store::time::now_rfc3339();
     // Stopping can take up to the stop timeout per container: show it is moving.
     let stopping = repo.progress().task("stop stack", Unit::Items, None);
@@ -228,6 +237,11 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         .start(&stack.rushdb)
         .context("starting RushDB again")?;
     let pause_ms = pause.elapsed_ms();
+    // A signal during the pause: the stack runs again, and the dumps it cut short are its
+    // doing, not failures to report.
+    pause
+        .check()
+        .map_err(|c| anyhow::Error::from(c).context(INTERRUPTED_IN_PAUSE))?;
     drop(pause);
     drop(starting);
 
@@ -254,7 +268,12 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     labels.push((label::PAUSE_START.into(), pause_start));
     labels.push((label::PAUSE_MS.into(), pause_ms.to_string()));
     let snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
-    delay_commit_for_tests();
+    delay_commit_for_tests(&options.cancel);
+    // The last chance to stop: once the commit starts it completes, and the snapshot is saved.
+    options
+        .cancel
+        .check()
+        .map_err(|c| anyhow::Error::from(c).context(INTERRUPTED_AFTER_PAUSE))?;
     let (id, snapshot) = writer.commit(snapshot)?;
     // Known only now, and in the plan's warnings rather than a log line, so that it reaches
     // `--json` and the exit code (done, with warnings).
@@ -274,13 +293,17 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
 /// `RBK_TEST_DELAY_COMMIT_MS=N` waits N ms between the restart of the stack and the commit.
 /// A test knob (documented in docs/ARCHITECTURE.md), so that the Docker tests can land a
 /// signal in that window every time; unset, as in production, it costs one lookup.
-fn delay_commit_for_tests() {
+/// A signal ends the wait, as it would end any real work there.
+fn delay_commit_for_tests(cancel: &Cancel) {
     if let Some(ms) = std::env::var("RBK_TEST_DELAY_COMMIT_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     {
         tracing::debug!("RBK_TEST_DELAY_COMMIT_MS: waiting {ms} ms before the commit");
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        while std::time::Instant::now() < until && cancel.check().is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::global::GlobalArgs;
 use super::output::{bytes, esc, esc_join, json};
+use super::signals::{Second, cancel_on_signals, interrupted};
 use crate::restore::host::{HostRestoreOutcome, restore_host};
 use crate::restore::restore_to_dir;
 use crate::restore::stack::{StackRestoreOptions, restore_stack};
@@ -104,11 +105,16 @@ fn run_stack(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
         ));
     }
     let repo = global.open()?;
+    let cancel = cancel_on_signals(Second::Waits)?;
     let options = StackRestoreOptions {
         stack: settings.stack_config(args.project.as_deref())?,
         force: args.force,
+        cancel: cancel.clone(),
     };
-    let report = restore_stack(&repo, &args.snapshot, &options)?;
+    let report = match restore_stack(&repo, &args.snapshot, &options) {
+        Ok(report) => report,
+        Err(e) => return interrupted(e, &cancel, RESTORE_CUT_SHORT),
+    };
     global.warn_if_read_unlocked(&repo);
     if global.json {
         json(&serde_json::to_value(&report)?);
@@ -135,7 +141,11 @@ fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Resul
         ));
     }
     let repo = global.open()?;
-    let outcome = restore_host(&repo, &args.snapshot, host, args.dry_run)?;
+    let cancel = cancel_on_signals(Second::Waits)?;
+    let outcome = match restore_host(&repo, &args.snapshot, host, args.dry_run, &cancel) {
+        Ok(outcome) => outcome,
+        Err(e) => return interrupted(e, &cancel, RESTORE_CUT_SHORT),
+    };
     global.warn_if_read_unlocked(&repo);
     // A plan touched nothing, so it is not "done with warnings" (0, its warnings are in the
     // plan); a restore that is done but warned (no pause command, a part left as it is) is 6.
@@ -178,3 +188,7 @@ fn run_host(global: &GlobalArgs, args: &RestoreArgs, host: &HostConfig) -> Resul
     }
     Ok(code)
 }
+
+/// What an interrupted restore leaves: the stores as far as it got.
+const RESTORE_CUT_SHORT: &str =
+    "the restore did not finish, so a store may be partly restored: run the restore again";

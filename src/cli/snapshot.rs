@@ -1,18 +1,16 @@
 //! `rbk snapshot`: store files, stdin or a producer's output as one snapshot.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{ArgAction, Args};
 
 use super::global::GlobalArgs;
 use super::output::{bytes, esc, esc_join, json, rate};
+use super::signals::{Second, cancel_on_signals, interrupted};
 use crate::backup::host::snapshot_host;
 use crate::backup::stack::{StackOutcome, StackPlan, StackSnapshotOptions, snapshot_stack};
 use crate::backup::{Interrupted, PartSpec, Raw, Saved, SnapshotOptions, check_plan, snapshot};
-use crate::cancel::Cancel;
 use crate::parts::PartInput;
 use crate::stack::names::pause_ms;
 
@@ -141,7 +139,7 @@ pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
     // After the password (a prompt must stay interruptible by Ctrl-C as usual) and before
     // anything is locked or read.
     let options = SnapshotOptions {
-        cancel: cancel_on_signals()?,
+        cancel: cancel_on_signals(Second::Exits)?,
         ..options
     };
     let saved = match snapshot(&repo, &options) {
@@ -168,30 +166,6 @@ fn raw_parts(raw: &[String]) -> Raw {
     } else {
         Raw::Parts(raw.to_vec())
     }
-}
-
-/// SIGINT and SIGTERM set the snapshot's cancellation flag, which its reads check: the
-/// snapshot then stops, removes what it wrote, releases its lock, ends a producer, and rbk
-/// exits 130. Only for snapshots of parts: the stack and host modes have their own handling
-/// (`pause.rs`, `backup/host.rs`). A second signal, should that cleanup hang, exits at once.
-fn cancel_on_signals() -> Result<Cancel> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::flag;
-    let cancel = Cancel::default();
-    let armed = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // Registered first, so that it sees the flag as the previous signal left it.
-        flag::register_conditional_shutdown(
-            signal,
-            i32::from(super::exit::INTERRUPTED),
-            armed.clone(),
-        )
-        .context("cannot watch for SIGINT/SIGTERM")?;
-        flag::register_usize(signal, cancel.slot(), signal as usize)
-            .context("cannot watch for SIGINT/SIGTERM")?;
-        flag::register(signal, armed.clone()).context("cannot watch for SIGINT/SIGTERM")?;
-    }
-    Ok(cancel)
 }
 
 /// What a signal cut short, on stderr: nothing was saved, and how far it had got.
@@ -272,8 +246,14 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         ));
     }
     let repo = global.open()?;
+    // After the password, as for parts; a second signal waits for the restart.
+    let cancel = cancel_on_signals(Second::Waits)?;
     if let Some(host) = &settings.host {
-        let saved = snapshot_host(&repo, host, &args.tags.concat(), args.host.clone())?;
+        let saved =
+            match snapshot_host(&repo, host, &args.tags.concat(), args.host.clone(), &cancel) {
+                Ok(saved) => saved,
+                Err(e) => return interrupted(e, &cancel, "no snapshot is saved"),
+            };
         return Ok(saved_with_warnings(global, &saved));
     }
     let options = StackSnapshotOptions {
@@ -282,8 +262,13 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         host: args.host.clone(),
         dry_run: args.dry_run,
         volumes: args.volumes,
+        cancel: cancel.clone(),
     };
-    match snapshot_stack(&repo, &options)? {
+    let outcome = match snapshot_stack(&repo, &options) {
+        Ok(outcome) => outcome,
+        Err(e) => return interrupted(e, &cancel, "no snapshot is saved"),
+    };
+    match outcome {
         StackOutcome::Planned(plan) => {
             if global.json {
                 json(&serde_json::to_value(&plan)?);

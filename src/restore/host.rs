@@ -303,6 +303,7 @@ pub fn restore_host(
     wanted: &str,
     host: &HostConfig,
     dry_run: bool,
+    cancel: &crate::cancel::Cancel,
 ) -> Result<HostRestoreOutcome> {
     let _lock = repo.read_lock("restore (host)")?;
     let (id, snap) = repo.find_snapshot(wanted)?;
@@ -322,7 +323,7 @@ pub fn restore_host(
         check_privileges(pg).with_context(|| format!("before restoring {}", pg.part.name))?;
     }
 
-    let mut pause = HostPause::new(host)?;
+    let mut pause = HostPause::new(host, cancel.clone())?;
     pause.stop(Service::Writes)?;
     let mut restored = Vec::new();
     if let Some((p, load)) = &targets.graph {

@@ -28,6 +28,9 @@ pub struct StackRestoreOptions {
     pub stack: StackConfig,
     /// Restore even though the running encryption key differs from the snapshot's.
     pub force: bool,
+    /// Set by the CLI's SIGINT/SIGTERM handler: the pause starts the stack again and the
+    /// restore fails with `Cancelled`.
+    pub cancel: crate::cancel::Cancel,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,7 +173,12 @@ pub fn restore_stack(
     let warnings = preflight(repo, &index, &id, &snap, &stack, options.force)?;
     rt.block_on(engine.remove_leftovers(&stack.project))?;
 
-    let mut pause = Pause::new(rt.handle().clone(), engine.clone(), stack.project.clone());
+    let mut pause = Pause::new(
+        rt.handle().clone(),
+        engine.clone(),
+        stack.project.clone(),
+        options.cancel.clone(),
+    );
     let stopping = repo.progress().task("stop rushdb", Unit::Items, None);
     pause
         .stop(&stack.rushdb, options.stack.stop_timeout)

@@ -7,11 +7,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+
+use crate::cancel::{Cancel, Cancelled};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,19 +105,26 @@ struct Owed {
 struct Shared {
     /// Owed start commands, in the order their stops ran.
     owed: Mutex<Vec<Owed>>,
-    /// Held by whoever runs a stop or start command: the signal thread waits for a stop in
+    /// Held by whoever runs a stop or start command: the watcher waits for a stop in
     /// flight, since a start that ran before that stop ended would be undone by it.
     op: Mutex<()>,
-    /// Set by the signal thread; from then on it owns the restart and the exit status.
-    interrupted: AtomicBool,
+    /// The flag the CLI's SIGINT/SIGTERM handler sets.
+    cancel: Cancel,
+    /// Set once the watcher has run what was owed, with `done` notified.
+    restarted: Mutex<bool>,
+    done: Condvar,
+    /// Set when the pause is over: the watcher has nothing left to undo and ends.
+    ended: AtomicBool,
 }
 
 /// The write pause of a host-mode snapshot or restore. Every start command is registered
 /// before its stop runs, and runs exactly once on every path out: `start`/`finish`, an error
-/// or panic unwinding through `Drop` (Neo4j first, then RushDB), or SIGINT/SIGTERM, when a
-/// signal thread ends the command rbk is streaming to or from (a dump, a load, psql: they
-/// would keep Neo4j's store locked), runs what is owed and exits with status 130. A stop or
-/// start command in flight is let finish first; one that hangs holds the exit up.
+/// or panic unwinding through `Drop` (Neo4j first, then RushDB), or SIGINT/SIGTERM, seen in
+/// the [`Cancel`] flag the CLI's handler sets: a watcher thread then ends the command rbk is
+/// streaming to or from (a dump, a load, psql: they would keep Neo4j's store locked) and runs
+/// what is owed; the main thread's next stop, start or `finish` fails with [`Cancelled`] once
+/// that is done, and the error unwinds to the CLI, which exits 130. A stop or start command
+/// in flight is let finish first; one that hangs holds the exit up.
 pub(crate) struct HostPause {
     host: HostConfig,
     shared: Arc<Shared>,
@@ -123,13 +132,17 @@ pub(crate) struct HostPause {
 }
 
 impl HostPause {
-    pub(crate) fn new(host: &HostConfig) -> Result<HostPause> {
+    pub(crate) fn new(host: &HostConfig, cancel: Cancel) -> Result<HostPause> {
+        cancel.hold();
         let shared = Arc::new(Shared {
             owed: Mutex::default(),
             op: Mutex::default(),
-            interrupted: AtomicBool::new(false),
+            cancel,
+            restarted: Mutex::new(false),
+            done: Condvar::new(),
+            ended: AtomicBool::new(false),
         });
-        watch_signals(shared.clone())?;
+        watch(shared.clone())?;
         Ok(HostPause {
             host: host.clone(),
             shared,
@@ -139,7 +152,7 @@ impl HostPause {
 
     /// Registers the service's start command, then runs its stop command.
     pub(crate) fn stop(&mut self, s: Service) -> Result<()> {
-        let _op = self.shared.op();
+        let _op = self.shared.op()?;
         if let Some(c) = self.host.start_command(s) {
             lock(&self.shared.owed).push(Owed {
                 service: s,
@@ -155,7 +168,7 @@ impl HostPause {
 
     /// Runs the service's start command now, if it is owed.
     pub(crate) fn start(&mut self, s: Service) -> Result<()> {
-        let _op = self.shared.op();
+        let _op = self.shared.op()?;
         let owed = {
             let mut owed = lock(&self.shared.owed);
             owed.iter()
@@ -169,9 +182,10 @@ impl HostPause {
     }
 
     /// Runs every owed start command, most recent first; all run even if one fails, and the
-    /// first failure is returned.
+    /// first failure is returned. After a signal the watcher ran them, and this fails with
+    /// [`Cancelled`].
     pub(crate) fn finish(&mut self) -> Result<()> {
-        let _op = self.shared.op();
+        let _op = self.shared.op()?;
         let owed: Vec<Owed> = lock(&self.shared.owed).drain(..).rev().collect();
         let mut first = None;
         for o in owed {
@@ -195,30 +209,49 @@ impl HostPause {
 
 impl Drop for HostPause {
     fn drop(&mut self) {
-        if let Err(e) = self.finish() {
-            log_safely(|| tracing::error!("{e:#}"));
+        match self.finish() {
+            Ok(()) => {}
+            Err(e) if crate::cancel::is_cancelled(&e) => {}
+            Err(e) => log_safely(|| tracing::error!("{e:#}")),
         }
+        self.shared.ended.store(true, Ordering::SeqCst);
     }
 }
 
 impl Shared {
-    /// The right to run a stop or start command, unless a signal came: then this never
-    /// returns, so the main thread neither stops anything more nor exits before the signal
-    /// thread has started the stack again.
-    fn op(&self) -> MutexGuard<'_, ()> {
-        if self.interrupted.load(Ordering::SeqCst) {
-            wait_for_signal_thread();
-        }
+    /// The right to run a stop or start command, unless a signal came: then the watcher
+    /// owns the restart, and this waits for it and fails, so the main thread neither stops
+    /// anything more nor returns before the stack runs again.
+    fn op(&self) -> std::result::Result<MutexGuard<'_, ()>, Cancelled> {
+        self.check()?;
         let guard = lock(&self.op);
-        if self.interrupted.load(Ordering::SeqCst) {
+        if let Err(c) = self.cancel.check() {
             drop(guard);
-            wait_for_signal_thread();
+            self.wait_restarted();
+            return Err(c);
         }
-        guard
+        Ok(guard)
     }
 
-    fn on_signal(&self) -> ! {
-        self.interrupted.store(true, Ordering::SeqCst);
+    /// The watcher restarts whenever it sees the flag before the pause ended, and the pause
+    /// ends only after this returns: so it will, or it has.
+    fn check(&self) -> std::result::Result<(), Cancelled> {
+        self.cancel.check().inspect_err(|_| self.wait_restarted())
+    }
+
+    fn wait_restarted(&self) {
+        let mut restarted = lock(&self.restarted);
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !*restarted && Instant::now() < deadline {
+            restarted = self
+                .done
+                .wait_timeout(restarted, Duration::from_millis(200))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn on_cancel(&self) {
         log_safely(|| {
             tracing::warn!("interrupted: starting the stack again before exiting; nothing is saved")
         });
@@ -230,72 +263,38 @@ impl Shared {
                 log_safely(|| tracing::error!("{e:#}"));
             }
         }
-        std::process::exit(130);
+        *lock(&self.restarted) = true;
+        self.done.notify_all();
     }
 }
 
 /// Logs without letting a closed stderr (a reader of a pipe gone, a closed terminal) stop
 /// the restart: tracing's writer panics when it cannot report its own write error, which
-/// would end the signal thread, or abort a main thread already unwinding, before the start
+/// would end the watcher, or abort a main thread already unwinding, before the start
 /// commands ran.
 fn log_safely(log: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(log));
 }
 
-fn wait_for_signal_thread() -> ! {
-    std::thread::sleep(Duration::from_secs(600));
-    // The signal thread hung in a start command; give up with the status it would have used.
-    std::process::exit(130);
-}
-
-/// A thread with its own small runtime that waits for SIGINT or SIGTERM. Returns once the
-/// handlers are installed, so no signal between here and the first stop is missed.
-///
-/// The thread outlives the pause, as the Docker path's signal task does: once tokio's
-/// handlers are installed a signal nobody listens for would be swallowed, so after the
-/// restart a signal finds nothing owed and ends rbk with 130 at once (a commit it cuts short
-/// leaves no half snapshot, by the write order).
-fn watch_signals(shared: Arc<Shared>) -> Result<()> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
+/// The watcher: a thread that looks at the flag every 50 ms while the pause lasts. The
+/// flag before the end: a pause that ends after a signal waits for this restart.
+fn watch(shared: Arc<Shared>) -> Result<()> {
     std::thread::Builder::new()
-        .name("rbk-signals".into())
+        .name("rbk-pause-watch".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
+            loop {
+                if shared.cancel.check().is_err() {
+                    shared.on_cancel();
                     return;
                 }
-            };
-            rt.block_on(async move {
-                use tokio::signal::unix::{SignalKind, signal};
-                let (mut int, mut term) = match (
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::terminate()),
-                ) {
-                    (Ok(i), Ok(t)) => (i, t),
-                    (Err(e), _) | (_, Err(e)) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
+                if shared.ended.load(Ordering::SeqCst) {
+                    return;
                 }
-                shared.on_signal();
-            });
+                std::thread::sleep(Duration::from_millis(50));
+            }
         })
-        .context("starting the signal thread")?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(anyhow!("cannot watch for SIGINT/SIGTERM: {e}")),
-        Err(_) => Err(anyhow!("the signal thread ended before it was ready")),
-    }
+        .context("starting the pause's watcher thread")?;
+    Ok(())
 }
 
 /// Ends rbk's child processes (the dump, load or psql in flight; no stop or start command

@@ -1,12 +1,13 @@
-//! The write pause: containers and Neo4j databases rbk stopped are started again whatever happens (error, panic, Ctrl-C, SIGTERM).
+//! The write pause: containers and Neo4j databases rbk stopped are started again whatever happens (error, panic, Ctrl-C, SIGTERM), and a signal is reported to the caller, never ends the process here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::runtime::Handle;
 
+use crate::cancel::{Cancel, Cancelled};
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::Database;
 
@@ -29,66 +30,82 @@ impl Held {
 }
 
 type Stopped = Arc<Mutex<Vec<Held>>>;
-/// Held while the main thread stops or starts a container or database, so the signal task never
-/// restarts the stack (and exits) while a stop is still in flight.
+/// Held while the main thread stops or starts a container or database, so the watcher never
+/// restarts the stack while a stop is still in flight.
 type Op = Arc<tokio::sync::Mutex<()>>;
 
-/// Set by the signal task; from then on it owns the restart and the exit status.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// How often the watcher looks at the cancellation flag the CLI's signal handler sets.
+const WATCH_EVERY: Duration = Duration::from_millis(50);
 
-/// Set once the pause is over (everything started again): a signal from then on has nothing
-/// to undo and ends the process at once. What may still run (a snapshot's commit) is safe to
-/// cut short: the store writes packs, then the index, then the snapshot, each renamed into
-/// place only when durable, so an exit at any point leaves no half snapshot.
-static ENDED: AtomicBool = AtomicBool::new(false);
-
-fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+/// What the main thread and the watcher share about a signal.
+#[derive(Default)]
+struct Signalled {
+    /// Set once the watcher has started everything again, with `done` notified.
+    restarted: Mutex<bool>,
+    done: Condvar,
+    /// Set when the pause is over: the watcher has nothing left to undo and ends.
+    ended: AtomicBool,
 }
 
-/// The main thread, holding no `Op` guard, after SIGINT/SIGTERM: it must neither stop
-/// anything more nor report the dump the signal task killed as an error of its own and exit
-/// first (with status 1 instead of 130). It waits for the signal task to end the process.
-fn wait_for_signal_task() -> ! {
-    std::thread::sleep(Duration::from_secs(600));
-    // The signal task hung on the engine; give up with the status it would have used.
-    std::process::exit(130);
+impl Signalled {
+    /// Waits until the watcher has started everything again (at most ten minutes: a
+    /// start that hangs on the engine must not hold rbk forever).
+    fn wait_restarted(&self) {
+        let mut restarted = lock(&self.restarted);
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !*restarted && Instant::now() < deadline {
+            restarted = self
+                .done
+                .wait_timeout(restarted, Duration::from_millis(200))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
 }
 
 /// Owns the restart of every container and database it stopped. Dropping it (an error
-/// unwinding, a panic) starts them again, most recently stopped first, so
-/// Neo4j (the container, or on Enterprise its database) is up before RushDB
-/// reconnects. A signal task does the same on Ctrl-C or SIGTERM and then ends the process.
+/// unwinding, a panic) starts them again, most recently stopped first, so Neo4j (the
+/// container, or on Enterprise its database) is up before RushDB reconnects.
 ///
-/// The signal task outlives the `Pause` (it lives as long as the runtime): tokio keeps its
-/// SIGINT/SIGTERM handlers installed once they exist, so without a listener a Ctrl-C during
-/// the commit that follows the restart would be swallowed. After the drop it exits 130 at once.
+/// Signals reach it through the [`Cancel`] flag the CLI's handler sets: a watcher task then
+/// removes this project's one-off containers (which ends a dump or load in flight), waits
+/// for a stop in flight, and starts what was stopped. The main thread's next stop or start
+/// fails with [`Cancelled`] once that restart is done, and the error unwinds to the CLI,
+/// which exits 130. Nothing here ends the process.
 pub struct Pause {
     rt: Handle,
     engine: Engine,
     stopped: Stopped,
     op: Op,
+    signalled: Arc<Signalled>,
+    cancel: Cancel,
     began: Option<Instant>,
 }
 
 impl Pause {
     /// Must be called from outside the runtime (it blocks on it). `project` scopes the
-    /// one-off containers the signal task removes to this stack's.
-    pub fn new(rt: Handle, engine: Engine, project: String) -> Pause {
+    /// one-off containers the watcher removes to this stack's; `cancel` is the flag the
+    /// CLI's SIGINT/SIGTERM handler sets.
+    pub fn new(rt: Handle, engine: Engine, project: String, cancel: Cancel) -> Pause {
         let stopped: Stopped = Arc::default();
         let op: Op = Arc::default();
-        ENDED.store(false, Ordering::SeqCst);
-        rt.spawn(restart_on_signal(
+        let signalled: Arc<Signalled> = Arc::default();
+        cancel.hold();
+        rt.spawn(restart_on_cancel(
             engine.clone(),
             project,
             stopped.clone(),
             op.clone(),
+            signalled.clone(),
+            cancel.clone(),
         ));
         Pause {
             rt,
             engine,
             stopped,
             op,
+            signalled,
+            cancel,
             began: None,
         }
     }
@@ -101,7 +118,7 @@ impl Pause {
         if !c.running {
             return Ok(());
         }
-        let _op = self.op_guard();
+        let _op = self.op_guard()?;
         lock(&self.stopped).push(Held::Container(c.clone()));
         self.began.get_or_insert_with(Instant::now);
         self.rt.block_on(self.engine.stop(c, timeout_secs))
@@ -109,7 +126,7 @@ impl Pause {
 
     /// Starts a container again and forgets it.
     pub fn start(&mut self, c: &ContainerInfo) -> Result<()> {
-        let _op = self.op_guard();
+        let _op = self.op_guard()?;
         let result = self.rt.block_on(self.engine.start(c));
         if result.is_ok() {
             lock(&self.stopped).retain(|s| !s.is_container(c));
@@ -121,7 +138,7 @@ impl Pause {
     /// before the stop is attempted, like a container: a stop that failed or timed out may
     /// still have taken the database down, and `START DATABASE` on an online one does nothing.
     pub fn stop_database(&mut self, db: &Database) -> Result<()> {
-        let _op = self.op_guard();
+        let _op = self.op_guard()?;
         lock(&self.stopped).push(Held::Database(db.clone()));
         self.began.get_or_insert_with(Instant::now);
         self.rt.block_on(db.set_online(&self.engine, false))
@@ -129,7 +146,7 @@ impl Pause {
 
     /// `START DATABASE` again, and forgets it.
     pub fn start_database(&mut self, db: &Database) -> Result<()> {
-        let _op = self.op_guard();
+        let _op = self.op_guard()?;
         let result = self.rt.block_on(db.set_online(&self.engine, true));
         if result.is_ok() {
             lock(&self.stopped).retain(|s| !s.is_database(db));
@@ -144,23 +161,40 @@ impl Pause {
             .unwrap_or(0)
     }
 
-    /// The right to touch containers, unless a signal came: then this never returns.
-    fn op_guard(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        if interrupted() {
-            wait_for_signal_task();
+    /// `Err(Cancelled)` once a signal came, after the watcher has started everything
+    /// again: the caller stops what it was doing and unwinds.
+    pub fn check(&self) -> std::result::Result<(), Cancelled> {
+        match self.cancel.check() {
+            Ok(()) => Ok(()),
+            // The watcher restarts the stack whenever it sees the flag before the pause
+            // ended, and the pause ends only after this returns: so it will, or it has.
+            Err(c) => {
+                self.signalled.wait_restarted();
+                Err(c)
+            }
         }
-        let guard = self.op.clone().blocking_lock_owned();
-        // The signal may have come while the guard was awaited.
-        if interrupted() {
-            drop(guard);
-            wait_for_signal_task();
-        }
-        guard
     }
 
-    /// Starts everything still stopped; returns what could not be started.
+    /// The right to touch containers, unless a signal came: then the watcher owns the
+    /// restart, and this waits for it and fails.
+    fn op_guard(&self) -> std::result::Result<tokio::sync::OwnedMutexGuard<()>, Cancelled> {
+        self.check()?;
+        let guard = self.op.clone().blocking_lock_owned();
+        // The signal may have come while the guard was awaited: the watcher waits for it.
+        if let Err(c) = self.cancel.check() {
+            drop(guard);
+            self.signalled.wait_restarted();
+            return Err(c);
+        }
+        Ok(guard)
+    }
+
+    /// Starts everything still stopped; returns what could not be started. After a signal
+    /// the watcher did that already.
     pub fn restart_all(&mut self) -> Vec<String> {
-        let _op = self.op_guard();
+        let Ok(_op) = self.op_guard() else {
+            return Vec::new();
+        };
         let list: Vec<Held> = lock(&self.stopped).drain(..).rev().collect();
         let engine = self.engine.clone();
         self.rt.block_on(restart(&engine, list))
@@ -172,7 +206,7 @@ impl Drop for Pause {
         for failure in self.restart_all() {
             tracing::error!("{failure}");
         }
-        ENDED.store(true, Ordering::SeqCst);
+        self.signalled.ended.store(true, Ordering::SeqCst);
     }
 }
 
@@ -201,29 +235,32 @@ async fn restart(engine: &Engine, list: Vec<Held>) -> Vec<String> {
     failures
 }
 
-async fn restart_on_signal(engine: Engine, project: String, stopped: Stopped, op: Op) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+/// The watcher: once the cancellation flag is set while the pause lasts, it starts the stack
+/// again. It ends with the pause; a signal after that has nothing to undo, and the main
+/// thread sees the flag itself (before the commit).
+async fn restart_on_cancel(
+    engine: Engine,
+    project: String,
+    stopped: Stopped,
+    op: Op,
+    signalled: Arc<Signalled>,
+    cancel: Cancel,
+) {
+    // The flag before the end: a pause that ends after a signal came waits for this
+    // restart (`Pause::check`), so the flag must win.
+    loop {
+        if cancel.signal().is_some() {
+            break;
+        }
+        if signalled.ended.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
     }
-    if ENDED.load(Ordering::SeqCst) {
-        tracing::warn!(
-            "interrupted after the stack was started again: exiting; a snapshot is saved only if its commit had finished"
-        );
-        std::process::exit(130);
-    }
-    INTERRUPTED.store(true, Ordering::SeqCst);
     tracing::warn!("interrupted: starting the stack again before exiting; no snapshot is saved");
     // A dump container still holding Neo4j's volume (or, on Enterprise, the stopped database,
     // which `START DATABASE` could not take back from it) must go first (this also ends a
-    // dump the main thread is reading, which then yields to this task).
+    // dump the main thread is reading).
     let _ = engine.remove_leftovers(&project).await;
     // Wait for a stop the main thread has in flight: starting a container that is still
     // being stopped would be a no-op, and it would then stay stopped.
@@ -232,7 +269,8 @@ async fn restart_on_signal(engine: Engine, project: String, stopped: Stopped, op
     for failure in restart(&engine, list).await {
         tracing::error!("{failure}");
     }
-    std::process::exit(130);
+    *lock(&signalled.restarted) = true;
+    signalled.done.notify_all();
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
