@@ -8,6 +8,7 @@
 //! The harness uses the docker and docker-compose CLIs to set up and to look; rbk itself talks
 //! to the engine API. `RBK_SKIP_DOCKER=1` skips them (for developers without Docker).
 
+mod disaster;
 mod enterprise;
 mod failures;
 mod isolation;

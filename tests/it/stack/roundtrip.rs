@@ -9,7 +9,7 @@ const SETTINGS: &str = "select key, value from settings order by key";
 
 /// The value `pg_dump` gives `heartbeat_id_seq`: the highest heartbeat id the dump holds
 /// (rushdb is stopped before the dump, so no later id exists in it).
-fn heartbeat_seq(sql: &str) -> u64 {
+pub(super) fn heartbeat_seq(sql: &str) -> u64 {
     let line = sql
         .lines()
         .find(|l| l.contains("setval('public.heartbeat_id_seq'"))
