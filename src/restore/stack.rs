@@ -7,6 +7,7 @@ use super::{DUMP_LEVEL, verify_parts, write_part};
 use crate::codec::neo4j_dump::DumpWriter;
 use crate::codec::tar::{Owner, TarBuilder};
 use crate::parts::{CODEC_NEO4J_DUMP, decode_envelope};
+use crate::process::{ExitError, ExitStatusKind};
 use crate::progress::Unit;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Edition, compare_versions};
@@ -331,13 +332,12 @@ fn restore_volume(
         .map_err(|e| anyhow!("{e}"))?
         .with_context(|| format!("restoring {} into volume {}", part.name, v.mount.source))?;
     if finished.exit_code != 0 {
-        bail!(
-            "restoring {} into volume {}: the one-off container exited with status {}: {}",
-            part.name,
-            v.mount.source,
-            finished.exit_code,
-            finished.stderr
-        );
+        return Err(ExitError {
+            what: "the one-off container".into(),
+            status: ExitStatusKind::Code(finished.exit_code),
+            tail: finished.stderr,
+        })
+        .with_context(|| format!("restoring {} into volume {}", part.name, v.mount.source));
     }
     fed.with_context(|| format!("restoring {}", part.name))
 }
@@ -391,12 +391,12 @@ fn load_graph(
     })();
     let finished = rt.block_on(task).map_err(|e| anyhow!("{e}"))??;
     if finished.exit_code != 0 {
-        bail!(
-            "`{}` exited with status {}: {}",
-            cmd.join(" "),
-            finished.exit_code,
-            finished.stderr
-        );
+        return Err(ExitError::command(
+            &cmd.join(" "),
+            ExitStatusKind::Code(finished.exit_code),
+            finished.stderr,
+        )
+        .into());
     }
     fed
 }

@@ -2,9 +2,10 @@
 
 use std::cmp::Ordering;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::docker::{ContainerInfo, Engine};
+use crate::process::{ExitError, ExitStatusKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Edition {
@@ -98,18 +99,16 @@ impl Database {
             .exec_from_stream(&self.container, cmd, env, None)
             .await?;
         if f.exit_code != 0 {
-            let stderr = f.stderr.trim();
-            bail!(
-                "`cypher-shell -d system \"{verb} DATABASE {} WAIT\"` in {} exited with status {}{}",
-                self.name,
-                self.container.name,
-                f.exit_code,
-                if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!("; its stderr ended with:\n{stderr}")
-                }
-            );
+            // Named by its statement, not its command line, which holds the connection flags.
+            return Err(ExitError {
+                what: format!(
+                    "`cypher-shell -d system \"{verb} DATABASE {} WAIT\"` in {}",
+                    self.name, self.container.name
+                ),
+                status: ExitStatusKind::Code(f.exit_code),
+                tail: f.stderr.trim().to_string(),
+            }
+            .into());
         }
         Ok(())
     }

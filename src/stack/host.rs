@@ -83,7 +83,7 @@ impl Service {
 }
 
 fn sh(what: &str, cmd: &str) -> Result<()> {
-    let status = crate::child::command("sh")
+    let status = crate::process::command("sh")
         .arg("-c")
         .arg(cmd)
         .status()
@@ -360,7 +360,7 @@ mod tests {
         let (state, ppid) = stat_of(me).expect("/proc/self/stat");
         assert_ne!(state, 'Z');
         assert!(ppid > 0);
-        let mut child = crate::child::command("sleep")
+        let mut child = crate::process::command("sleep")
             .arg("5")
             .spawn()
             .expect("sleep");

@@ -7,7 +7,8 @@ use tokio::sync::mpsc;
 
 use super::streams::{InputStream, OutputStream, feed, finish_stream, pump_output};
 use super::{ContainerInfo, Engine, Finished};
-use crate::source::stream::{ByteSender, StderrTail};
+use crate::process::StderrTail;
+use crate::source::stream::ByteSender;
 
 impl Engine {
     /// Creates and starts an exec with stdout and stderr (and, if asked,
