@@ -53,6 +53,12 @@ pub struct ExitError {
 }
 
 impl ExitError {
+    /// The `ExitError` in `e`'s chain, if a child's exit is what failed: for a caller that
+    /// words the failure its own way.
+    pub fn find(e: &anyhow::Error) -> Option<&ExitError> {
+        e.chain().find_map(|c| c.downcast_ref())
+    }
+
     /// The failure of the command `cmd`, shown in backticks.
     pub fn command(cmd: &str, status: impl Into<ExitStatusKind>, tail: String) -> ExitError {
         ExitError {
@@ -94,6 +100,14 @@ mod tests {
             tail: String::new(),
         };
         assert_eq!(e.to_string(), "the one-off container failed");
+    }
+
+    #[test]
+    fn found_under_the_context_a_caller_added() {
+        let failed = ExitError::command("psql", ExitStatusKind::Code(3), "ERROR".into());
+        let e = anyhow::Error::new(failed.clone()).context("restoring postgres");
+        assert_eq!(ExitError::find(&e), Some(&failed));
+        assert_eq!(ExitError::find(&anyhow::anyhow!("no exit")), None);
     }
 
     #[test]

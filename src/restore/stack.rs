@@ -233,10 +233,10 @@ pub fn restore_stack(
                     target.env(),
                     None,
                 ));
-                let f = drop_create.context("recreating the database")?;
-                if f.exit_code != 0 {
-                    bail!("recreating the database failed: {}", f.stderr);
-                }
+                drop_create.map_err(|e| match ExitError::find(&e) {
+                    Some(failed) => anyhow!("recreating the database failed: {}", failed.tail),
+                    None => e.context("recreating the database"),
+                })?;
                 let task = {
                     let (engine, c, cmd, env) = (
                         engine.clone(),
@@ -247,15 +247,24 @@ pub fn restore_stack(
                     rt.spawn(async move { engine.exec_from_stream(&c, cmd, env, Some(rx)).await })
                 };
                 let fed = feed_part(repo, &index, sql, sink);
-                let f = rt.block_on(task).map_err(|e| anyhow!("{e}"))??;
+                let loaded = rt.block_on(task).map_err(|e| anyhow!("{e}"))?;
+                // psql's exit is reported after a failure to feed it, as it always was.
+                let loaded = match loaded {
+                    Err(e) if ExitError::find(&e).is_none() => return Err(e),
+                    loaded => loaded,
+                };
                 fed.with_context(|| format!("restoring {PART_POSTGRES}"))?;
-                if f.exit_code != 0 {
-                    bail!(
+                loaded.map_err(|e| match ExitError::find(&e) {
+                    Some(failed) => anyhow!(
                         "psql failed restoring {PART_POSTGRES} (status {}): {}",
-                        f.exit_code,
-                        f.stderr
-                    );
-                }
+                        match failed.status {
+                            ExitStatusKind::Code(code) => code.to_string(),
+                            other => other.to_string(),
+                        },
+                        failed.tail
+                    ),
+                    None => e,
+                })?;
                 restored.push(PART_POSTGRES.to_string());
             }
         }

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use anyhow::Result;
 
 use super::docker::{ContainerInfo, Engine};
-use crate::process::{ExitError, ExitStatusKind};
+use crate::process::ExitError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Edition {
@@ -95,21 +95,22 @@ impl Database {
             ],
             None => cypher_shell_env(&self.container),
         };
-        let f = engine
+        engine
             .exec_from_stream(&self.container, cmd, env, None)
-            .await?;
-        if f.exit_code != 0 {
-            // Named by its statement, not its command line, which holds the connection flags.
-            return Err(ExitError {
-                what: format!(
-                    "`cypher-shell -d system \"{verb} DATABASE {} WAIT\"` in {}",
-                    self.name, self.container.name
-                ),
-                status: ExitStatusKind::Code(f.exit_code),
-                tail: f.stderr.trim().to_string(),
-            }
-            .into());
-        }
+            .await
+            .map_err(|e| match ExitError::find(&e) {
+                // Named by its statement and its container: the command line says less.
+                Some(failed) => ExitError {
+                    what: format!(
+                        "`cypher-shell -d system \"{verb} DATABASE {} WAIT\"` in {}",
+                        self.name, self.container.name
+                    ),
+                    status: failed.status,
+                    tail: failed.tail.trim().to_string(),
+                }
+                .into(),
+                None => e,
+            })?;
         Ok(())
     }
 }
