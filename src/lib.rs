@@ -7,10 +7,10 @@
 
 pub mod backup;
 pub mod cancel;
-pub mod child;
 pub mod cli;
 pub mod codec;
 pub mod parts;
+pub mod process;
 pub mod progress;
 pub mod restore;
 pub mod retention;

@@ -1,20 +1,20 @@
 //! What a snapshot part is made from: inputs (file, stdin, a producer command) and codec envelopes.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::cancel::{Cancel, Interruptible};
 use crate::codec::neo4j_dump::{DumpFormat, Envelope};
+use crate::process::{ExitError, StderrTail};
 
 /// Codec names recorded in manifests.
 pub const CODEC_RAW: &str = "raw";
@@ -235,9 +235,6 @@ impl<R: Read> Read for Tap<R> {
     }
 }
 
-/// Lines of a producer's stderr kept for the error message.
-const STDERR_TAIL_LINES: usize = 20;
-
 /// A producer's stdout. End of stream is only reported once the producer
 /// has exited with status 0: a non-zero exit or a signal turns the end
 /// into an error, so a half-written dump can never look complete.
@@ -246,7 +243,7 @@ pub struct CommandReader {
     child: Child,
     stdout: Interruptible<ChildStdout>,
     stderr: Option<JoinHandle<()>>,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    tail: StderrTail,
     finished: bool,
     /// Set for a producer in a process group of its own (see [`spawn`](Self::spawn)).
     cancel: Option<Cancel>,
@@ -267,13 +264,13 @@ impl CommandReader {
         args: &[String],
         cancel: Option<&Cancel>,
     ) -> io::Result<CommandReader> {
-        let mut command = crate::child::command(program);
+        let mut command = crate::process::command(program);
         command.args(args);
         CommandReader::start(command, cancel)
     }
 
     /// [`spawn`](Self::spawn) for a command built by the caller (through
-    /// [`crate::child::command`]), e.g. with a password in its environment.
+    /// [`crate::process::command`]), e.g. with a password in its environment.
     pub fn start(mut command: Command, cancel: Option<&Cancel>) -> io::Result<CommandReader> {
         let program = command.get_program().to_string_lossy().into_owned();
         command
@@ -294,13 +291,10 @@ impl CommandReader {
             .stderr
             .take()
             .ok_or_else(|| io::Error::other("no stderr pipe"))?;
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = StderrTail::default();
         // Drained on its own thread: a producer that fills the stderr pipe
         // while nobody reads it would block forever.
-        let drain = {
-            let tail = tail.clone();
-            std::thread::spawn(move || drain_stderr(stderr, &tail))
-        };
+        let drain = tail.drain_on_thread(stderr);
         Ok(CommandReader {
             name: program,
             child,
@@ -312,30 +306,13 @@ impl CommandReader {
         })
     }
 
-    fn stderr_tail(&mut self) -> String {
+    /// The producer's failure, once its stderr has been read to the end (its last lines are
+    /// the ones that say why).
+    fn failure(&mut self, status: ExitStatus) -> io::Error {
         if let Some(t) = self.stderr.take() {
             let _ = t.join();
         }
-        let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        tail.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-
-    fn failure(&mut self, status: ExitStatus) -> io::Error {
-        let how = match (
-            status.code(),
-            std::os::unix::process::ExitStatusExt::signal(&status),
-        ) {
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "failed".into(),
-        };
-        let tail = self.stderr_tail();
-        let mut msg = format!("`{}` {how}", self.name);
-        if !tail.is_empty() {
-            msg.push_str("; its stderr ended with:\n");
-            msg.push_str(&tail);
-        }
-        io::Error::other(msg)
+        io::Error::other(ExitError::command(&self.name, status, self.tail.text()))
     }
 
     /// The producer's exit status, once its stdout has ended. A producer that closed its
@@ -351,19 +328,6 @@ impl CommandReader {
             cancel.check()?;
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-}
-
-fn drain_stderr(stderr: ChildStderr, tail: &Mutex<VecDeque<String>>) {
-    use io::BufRead;
-    let reader = io::BufReader::new(stderr);
-    for line in reader.split(b'\n') {
-        let Ok(line) = line else { return };
-        let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-        if t.len() == STDERR_TAIL_LINES {
-            t.pop_front();
-        }
-        t.push_back(String::from_utf8_lossy(&line).chars().take(500).collect());
     }
 }
 
@@ -396,7 +360,7 @@ impl Drop for CommandReader {
             return;
         }
         if self.cancel.is_some() {
-            crate::child::end_group(&mut self.child);
+            crate::process::end_group(&mut self.child);
         } else {
             let _ = self.child.kill();
             let _ = self.child.wait();

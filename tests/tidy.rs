@@ -63,6 +63,15 @@ const STORE: Rule = Rule {
     may_be_absent: false,
 };
 
+const PROCESS: Rule = Rule {
+    modules: &["crate::process"],
+    banned: &["crate"],
+    allowed: &["crate::process"],
+    why: "child processes and their exits are used by sources (async) and by parts, backup and \
+          restore (synchronous) alike, so the module that owns them is a leaf",
+    may_be_absent: false,
+};
+
 const PROGRESS: Rule = Rule {
     modules: &["crate::progress"],
     banned: &["crate"],
@@ -122,6 +131,7 @@ const STACK: Rule = Rule {
 const RULES: &[&Rule] = &[
     &STORE,
     &PROGRESS,
+    &PROCESS,
     &CODECS_AND_INPUTS,
     &SOURCES,
     &BACKUP_NOT_RESTORE,
@@ -139,6 +149,11 @@ fn the_store_depends_on_nothing_above_it() {
 #[test]
 fn the_progress_interface_is_a_leaf() {
     assert_holds(&[&PROGRESS]);
+}
+
+#[test]
+fn the_process_module_is_a_leaf() {
+    assert_holds(&[&PROCESS]);
 }
 
 #[test]
@@ -182,11 +197,11 @@ fn the_cli_prints_through_one_writer() {
     assert_none("the cli's one writer", cli_writer_bypasses(real()));
 }
 
-/// Every child process is built by `child::command`, which keeps rbk's secrets
+/// Every child process is built by `process::command`, which keeps rbk's secrets
 /// (`RBK_PASSWORD`, the database passwords) out of the environment it inherits.
 #[test]
-fn only_child_rs_builds_processes() {
-    assert_none("child processes", processes_outside_child_rs(real()));
+fn only_process_command_rs_builds_processes() {
+    assert_none("child processes", processes_outside_process_command(real()));
 }
 
 fn assert_holds(rules: &[&Rule]) {
@@ -410,13 +425,13 @@ fn exits_outside_the_cli(a: &Analysis) -> Vec<String> {
     out
 }
 
-fn processes_outside_child_rs(a: &Analysis) -> Vec<String> {
+fn processes_outside_process_command(a: &Analysis) -> Vec<String> {
     let mut out = Vec::new();
-    for f in a.files.iter().filter(|f| f.rel != "child.rs") {
+    for f in a.files.iter().filter(|f| f.rel != "process/command.rs") {
         for (n, line) in f.code_lines() {
             if line.contains("Command::new") {
                 out.push(format!(
-                    "src/{}:{n}: build child processes with crate::child::command (it removes \
+                    "src/{}:{n}: build child processes with crate::process::command (it removes \
                      rbk's secrets from their environment): {}",
                     f.rel,
                     line.trim()
@@ -1555,7 +1570,7 @@ mod resolver {
         let prints = prints_outside_the_cli(&a);
         assert_eq!(prints.len(), 1, "{prints:#?}");
         assert!(prints[0].starts_with("src/store/pack.rs:4:"), "{prints:#?}");
-        let children = processes_outside_child_rs(&a);
+        let children = processes_outside_process_command(&a);
         assert_eq!(children.len(), 1, "{children:#?}");
         assert!(
             children[0].starts_with("src/store/pack.rs:5:"),

@@ -64,7 +64,7 @@ pub fn snapshot_host(
     if let Some(url) = &host.postgres_url {
         // The password to pg_dump's environment: on its command line `ps` would show it.
         let conn = PgConnection::parse(url).map_err(|e| anyhow!(e))?;
-        let mut command = crate::child::command("pg_dump");
+        let mut command = crate::process::command("pg_dump");
         command
             .arg(DUMP_FORMAT)
             .arg(format!("--dbname={}", conn.url));

@@ -130,7 +130,7 @@ fn from_file(path: &Path, what: &str) -> Result<Zeroizing<String>> {
 }
 
 fn from_command(cmd: &str, what: &str) -> Result<Zeroizing<String>> {
-    let out = crate::child::command("sh")
+    let out = crate::process::command("sh")
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::null())

@@ -5,9 +5,8 @@
 //! `HostPause` (in `backup/host.rs`) owns the start commands, so they run
 //! whatever happens once a stop command has run.
 
-use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -18,8 +17,8 @@ use serde::Serialize;
 
 use super::partial::Partial;
 use super::{RestoringInto, verify_parts, write_part};
-use crate::child;
 use crate::parts::CODEC_NEO4J_DUMP;
+use crate::process::{self, ExitError, StderrTail};
 use crate::source::neo4j::load_command;
 use crate::source::postgres::{
     MAINTENANCE_DATABASE, PgConnection, percent_decode, recreate_args, restore_args,
@@ -78,7 +77,7 @@ impl Invocation {
 
     /// The process to start, rbk's secrets left out of its environment.
     fn command(&self) -> Command {
-        let mut c = child::command(&self.program);
+        let mut c = process::command(&self.program);
         c.args(&self.args);
         if let Some(p) = &self.password {
             c.env("PGPASSWORD", p);
@@ -438,13 +437,11 @@ fn run_to_end(inv: &Invocation) -> Result<()> {
     Spawned::new(inv)?.wait(inv)
 }
 
-/// Lines of a command's stderr kept for the error message.
-const STDERR_TAIL_LINES: usize = 20;
-
 struct Spawned {
     child: Child,
     stdin: Option<ChildStdin>,
-    stderr: Option<JoinHandle<VecDeque<String>>>,
+    stderr: Option<JoinHandle<()>>,
+    tail: StderrTail,
 }
 
 impl Spawned {
@@ -460,23 +457,13 @@ impl Spawned {
         let stdin = child.stdin.take();
         // Drained on its own thread: a command that fills the stderr pipe while nobody
         // reads it would stop reading its stdin, and both sides would wait forever.
-        let stderr = child.stderr.take().map(|e| {
-            std::thread::spawn(move || {
-                let mut tail = VecDeque::new();
-                for line in io::BufReader::new(e).split(b'\n') {
-                    let Ok(line) = line else { break };
-                    if tail.len() == STDERR_TAIL_LINES {
-                        tail.pop_front();
-                    }
-                    tail.push_back(String::from_utf8_lossy(&line).chars().take(500).collect());
-                }
-                tail
-            })
-        });
+        let tail = StderrTail::default();
+        let stderr = child.stderr.take().map(|e| tail.drain_on_thread(e));
         Ok(Spawned {
             child,
             stdin,
             stderr,
+            tail,
         })
     }
 
@@ -488,28 +475,13 @@ impl Spawned {
             .child
             .wait()
             .with_context(|| format!("waiting for `{}`", inv.program))?;
-        let tail = self
-            .stderr
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default();
+        if let Some(t) = self.stderr.take() {
+            let _ = t.join();
+        }
         if status.success() {
             return Ok(());
         }
-        let how = match (
-            status.code(),
-            std::os::unix::process::ExitStatusExt::signal(&status),
-        ) {
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "failed".into(),
-        };
-        let mut msg = format!("`{}` {how}", inv.display());
-        if !tail.is_empty() {
-            msg.push_str("; its stderr ended with:\n");
-            msg.push_str(&Vec::from(tail).join("\n"));
-        }
-        Err(anyhow!(msg))
+        Err(ExitError::command(&inv.display(), status, self.tail.text()).into())
     }
 }
 

@@ -7,6 +7,7 @@ use super::{DUMP_LEVEL, verify_parts, write_part};
 use crate::codec::neo4j_dump::DumpWriter;
 use crate::codec::tar::{Owner, TarBuilder};
 use crate::parts::{CODEC_NEO4J_DUMP, decode_envelope};
+use crate::process::{ExitError, ExitStatusKind};
 use crate::progress::Unit;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Edition, compare_versions};
@@ -240,10 +241,10 @@ pub fn restore_stack(
                     target.env(),
                     None,
                 ));
-                let f = drop_create.context("recreating the database")?;
-                if f.exit_code != 0 {
-                    bail!("recreating the database failed: {}", f.stderr);
-                }
+                drop_create.map_err(|e| match ExitError::find(&e) {
+                    Some(failed) => anyhow!("recreating the database failed: {}", failed.tail),
+                    None => e.context("recreating the database"),
+                })?;
                 let task = {
                     let (engine, c, cmd, env) = (
                         engine.clone(),
@@ -254,15 +255,24 @@ pub fn restore_stack(
                     rt.spawn(async move { engine.exec_from_stream(&c, cmd, env, Some(rx)).await })
                 };
                 let fed = feed_part(repo, &index, sql, sink);
-                let f = rt.block_on(task).map_err(|e| anyhow!("{e}"))??;
+                let loaded = rt.block_on(task).map_err(|e| anyhow!("{e}"))?;
+                // psql's exit is reported after a failure to feed it, as it always was.
+                let loaded = match loaded {
+                    Err(e) if ExitError::find(&e).is_none() => return Err(e),
+                    loaded => loaded,
+                };
                 fed.with_context(|| format!("restoring {PART_POSTGRES}"))?;
-                if f.exit_code != 0 {
-                    bail!(
+                loaded.map_err(|e| match ExitError::find(&e) {
+                    Some(failed) => anyhow!(
                         "psql failed restoring {PART_POSTGRES} (status {}): {}",
-                        f.exit_code,
-                        f.stderr
-                    );
-                }
+                        match failed.status {
+                            ExitStatusKind::Code(code) => code.to_string(),
+                            other => other.to_string(),
+                        },
+                        failed.tail
+                    ),
+                    None => e,
+                })?;
                 restored.push(PART_POSTGRES.to_string());
             }
         }
@@ -339,13 +349,12 @@ fn restore_volume(
         .map_err(|e| anyhow!("{e}"))?
         .with_context(|| format!("restoring {} into volume {}", part.name, v.mount.source))?;
     if finished.exit_code != 0 {
-        bail!(
-            "restoring {} into volume {}: the one-off container exited with status {}: {}",
-            part.name,
-            v.mount.source,
-            finished.exit_code,
-            finished.stderr
-        );
+        return Err(ExitError {
+            what: "the one-off container".into(),
+            status: ExitStatusKind::Code(finished.exit_code),
+            tail: finished.stderr,
+        })
+        .with_context(|| format!("restoring {} into volume {}", part.name, v.mount.source));
     }
     fed.with_context(|| format!("restoring {}", part.name))
 }
@@ -399,12 +408,12 @@ fn load_graph(
     })();
     let finished = rt.block_on(task).map_err(|e| anyhow!("{e}"))??;
     if finished.exit_code != 0 {
-        bail!(
-            "`{}` exited with status {}: {}",
-            cmd.join(" "),
-            finished.exit_code,
-            finished.stderr
-        );
+        return Err(ExitError::command(
+            &cmd.join(" "),
+            ExitStatusKind::Code(finished.exit_code),
+            finished.stderr,
+        )
+        .into());
     }
     fed
 }

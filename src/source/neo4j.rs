@@ -2,9 +2,10 @@
 
 use std::cmp::Ordering;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::docker::{ContainerInfo, Engine};
+use crate::process::ExitError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Edition {
@@ -94,23 +95,22 @@ impl Database {
             ],
             None => cypher_shell_env(&self.container),
         };
-        let f = engine
+        engine
             .exec_from_stream(&self.container, cmd, env, None)
-            .await?;
-        if f.exit_code != 0 {
-            let stderr = f.stderr.trim();
-            bail!(
-                "`cypher-shell -d system \"{verb} DATABASE {} WAIT\"` in {} exited with status {}{}",
-                self.name,
-                self.container.name,
-                f.exit_code,
-                if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!("; its stderr ended with:\n{stderr}")
+            .await
+            .map_err(|e| match ExitError::find(&e) {
+                // Named by its statement and its container: the command line says less.
+                Some(failed) => ExitError {
+                    what: format!(
+                        "`cypher-shell -d system \"{verb} DATABASE {} WAIT\"` in {}",
+                        self.name, self.container.name
+                    ),
+                    status: failed.status,
+                    tail: failed.tail.trim().to_string(),
                 }
-            );
-        }
+                .into(),
+                None => e,
+            })?;
         Ok(())
     }
 }

@@ -1,8 +1,6 @@
 //! Byte streams between async producers and synchronous consumers (and back), with bounded buffering.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -10,32 +8,6 @@ use tokio::sync::mpsc;
 /// Chunks in flight between a producer and its consumer (each up to a few
 /// hundred KiB), so a slow repository slows the dump instead of filling memory.
 pub const QUEUE: usize = 16;
-
-/// The last lines a producer wrote to stderr, for error messages.
-#[derive(Clone, Default)]
-pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
-
-impl StderrTail {
-    const LINES: usize = 20;
-
-    pub fn push_bytes(&self, bytes: &[u8]) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for line in String::from_utf8_lossy(bytes).lines() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            if t.len() == Self::LINES {
-                t.pop_front();
-            }
-            t.push_back(line.chars().take(500).collect());
-        }
-    }
-
-    pub fn text(&self) -> String {
-        let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        t.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-}
 
 /// The receiving end of a producer's output. The producer sends its bytes,
 /// then either closes the channel (success) or sends one error (failure):

@@ -85,7 +85,7 @@ impl Service {
 }
 
 fn sh(what: &str, cmd: &str) -> Result<()> {
-    let status = crate::child::command("sh")
+    let status = crate::process::command("sh")
         .arg("-c")
         .arg(cmd)
         .status()
@@ -359,7 +359,7 @@ mod tests {
         let (state, ppid) = stat_of(me).expect("/proc/self/stat");
         assert_ne!(state, 'Z');
         assert!(ppid > 0);
-        let mut child = crate::child::command("sleep")
+        let mut child = crate::process::command("sleep")
             .arg("5")
             .spawn()
             .expect("sleep");

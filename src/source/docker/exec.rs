@@ -7,7 +7,8 @@ use tokio::sync::mpsc;
 
 use super::streams::{InputStream, OutputStream, feed, finish_stream, pump_output};
 use super::{ContainerInfo, Engine, Finished};
-use crate::source::stream::{ByteSender, StderrTail};
+use crate::process::{ExitError, ExitStatusKind, StderrTail};
+use crate::source::stream::ByteSender;
 
 impl Engine {
     /// Creates and starts an exec with stdout and stderr (and, if asked,
@@ -63,7 +64,9 @@ impl Engine {
     }
 
     /// Runs `cmd` inside a running container with `input` as its stdin
-    /// (`None`: no stdin), keeping only its stderr.
+    /// (`None`: no stdin), keeping only its stderr. A non-zero exit is an [`ExitError`]
+    /// (after a failure to feed its stdin, which is reported first), so no caller can take a
+    /// failed command for a done one.
     pub async fn exec_from_stream(
         &self,
         c: &ContainerInfo,
@@ -114,6 +117,11 @@ impl Engine {
             bail!(
                 "feeding {:?}: {e}; its stderr ended with:\n{stderr}",
                 cmd.first()
+            );
+        }
+        if code != 0 {
+            return Err(
+                ExitError::command(&cmd.join(" "), ExitStatusKind::Code(code), stderr).into(),
             );
         }
         Ok(Finished {

@@ -15,7 +15,8 @@ use super::streams::{feed, finish_stream, pump_output};
 use super::{
     ContainerInfo, Engine, Finished, LABEL_PROJECT, LABEL_RBK, LABEL_RBK_PROJECT, VolumeMount,
 };
-use crate::source::stream::{ByteSender, StderrTail};
+use crate::process::StderrTail;
+use crate::source::stream::ByteSender;
 
 impl Engine {
     /// Runs a one-off container from `like`'s image with `like`'s volumes

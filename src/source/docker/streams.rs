@@ -10,7 +10,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::Finished;
-use crate::source::stream::{ByteSender, StderrTail};
+use crate::process::{ExitError, ExitStatusKind, StderrTail};
+use crate::source::stream::ByteSender;
 
 pub(super) type OutputStream = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
@@ -61,13 +62,9 @@ pub(super) async fn finish_stream(
 ) -> Result<Finished> {
     let stderr = tail.text();
     if code != 0 {
-        let mut msg = format!("`{}` exited with status {code}", cmd.join(" "));
-        if !stderr.is_empty() {
-            msg.push_str("; its stderr ended with:\n");
-            msg.push_str(&stderr);
-        }
-        let _ = out.send(Err(io::Error::other(msg.clone()))).await;
-        bail!(msg);
+        let failed = ExitError::command(&cmd.join(" "), ExitStatusKind::Code(code), stderr);
+        let _ = out.send(Err(io::Error::other(failed.clone()))).await;
+        return Err(failed.into());
     }
     if consumer_gone {
         bail!("the consumer of `{}` stopped reading", cmd.join(" "));

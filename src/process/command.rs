@@ -1,4 +1,4 @@
-//! Child processes: the one place rbk builds them (without its secrets in their environment) and ends a producer's process group.
+//! Building child processes (the one place: without rbk's secrets in their environment) and ending a producer's process group.
 //!
 //! Every program rbk starts (a `--command` producer, the `[host]` pause and resume hooks,
 //! `pg_dump`, `psql`, `neo4j-admin`, the password command) inherits rbk's environment, and
