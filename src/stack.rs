@@ -7,3 +7,4 @@ pub mod discover;
 pub mod host;
 pub mod names;
 pub mod pause;
+mod restarted;

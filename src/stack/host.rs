@@ -7,12 +7,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use super::restarted::Restarted;
 use crate::cancel::{Cancel, Cancelled};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -110,9 +111,8 @@ struct Shared {
     op: Mutex<()>,
     /// The flag the CLI's SIGINT/SIGTERM handler sets.
     cancel: Cancel,
-    /// Set once the watcher has run what was owed, with `done` notified.
-    restarted: Mutex<bool>,
-    done: Condvar,
+    /// Set once the watcher has run what was owed.
+    restarted: Restarted,
     /// Set when the pause is over: the watcher has nothing left to undo and ends.
     ended: AtomicBool,
 }
@@ -138,8 +138,7 @@ impl HostPause {
             owed: Mutex::default(),
             op: Mutex::default(),
             cancel,
-            restarted: Mutex::new(false),
-            done: Condvar::new(),
+            restarted: Restarted::default(),
             ended: AtomicBool::new(false),
         });
         watch(shared.clone())?;
@@ -227,7 +226,7 @@ impl Shared {
         let guard = lock(&self.op);
         if let Err(c) = self.cancel.check() {
             drop(guard);
-            self.wait_restarted();
+            self.restarted.wait();
             return Err(c);
         }
         Ok(guard)
@@ -236,19 +235,7 @@ impl Shared {
     /// The watcher restarts whenever it sees the flag before the pause ended, and the pause
     /// ends only after this returns: so it will, or it has.
     fn check(&self) -> std::result::Result<(), Cancelled> {
-        self.cancel.check().inspect_err(|_| self.wait_restarted())
-    }
-
-    fn wait_restarted(&self) {
-        let mut restarted = lock(&self.restarted);
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while !*restarted && Instant::now() < deadline {
-            restarted = self
-                .done
-                .wait_timeout(restarted, Duration::from_millis(200))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
+        self.cancel.check().inspect_err(|_| self.restarted.wait())
     }
 
     fn on_cancel(&self) {
@@ -263,8 +250,7 @@ impl Shared {
                 log_safely(|| tracing::error!("{e:#}"));
             }
         }
-        *lock(&self.restarted) = true;
-        self.done.notify_all();
+        self.restarted.set();
     }
 }
 

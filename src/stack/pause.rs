@@ -1,12 +1,13 @@
 //! The write pause: containers and Neo4j databases rbk stopped are started again whatever happens (error, panic, Ctrl-C, SIGTERM), and a signal is reported to the caller, never ends the process here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::runtime::Handle;
 
+use super::restarted::Restarted;
 use crate::cancel::{Cancel, Cancelled};
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::Database;
@@ -40,27 +41,10 @@ const WATCH_EVERY: Duration = Duration::from_millis(50);
 /// What the main thread and the watcher share about a signal.
 #[derive(Default)]
 struct Signalled {
-    /// Set once the watcher has started everything again, with `done` notified.
-    restarted: Mutex<bool>,
-    done: Condvar,
+    /// Set once the watcher has started everything again.
+    restarted: Restarted,
     /// Set when the pause is over: the watcher has nothing left to undo and ends.
     ended: AtomicBool,
-}
-
-impl Signalled {
-    /// Waits until the watcher has started everything again (at most ten minutes: a
-    /// start that hangs on the engine must not hold rbk forever).
-    fn wait_restarted(&self) {
-        let mut restarted = lock(&self.restarted);
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while !*restarted && Instant::now() < deadline {
-            restarted = self
-                .done
-                .wait_timeout(restarted, Duration::from_millis(200))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
-    }
 }
 
 /// Owns the restart of every container and database it stopped. Dropping it (an error
@@ -169,7 +153,7 @@ impl Pause {
             // The watcher restarts the stack whenever it sees the flag before the pause
             // ended, and the pause ends only after this returns: so it will, or it has.
             Err(c) => {
-                self.signalled.wait_restarted();
+                self.signalled.restarted.wait();
                 Err(c)
             }
         }
@@ -183,7 +167,7 @@ impl Pause {
         // The signal may have come while the guard was awaited: the watcher waits for it.
         if let Err(c) = self.cancel.check() {
             drop(guard);
-            self.signalled.wait_restarted();
+            self.signalled.restarted.wait();
             return Err(c);
         }
         Ok(guard)
@@ -269,8 +253,7 @@ async fn restart_on_cancel(
     for failure in restart(&engine, list).await {
         tracing::error!("{failure}");
     }
-    *lock(&signalled.restarted) = true;
-    signalled.done.notify_all();
+    signalled.restarted.set();
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
