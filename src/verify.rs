@@ -72,7 +72,8 @@ pub fn verify(repo: &Repository, wanted: &str) -> Result<Verdict> {
     let mut parts = Vec::new();
     for p in &snapshot.parts {
         let expected = expected_shape(p, stack);
-        let mut sink = ShapeSink::new(expected);
+        let mut sink = ShapeSink::new(expected)
+            .with_context(|| format!("verifying part {}: starting its checker", p.name))?;
         let task = repo.progress().task(
             &format!("verify {}", p.name),
             Unit::Bytes,
@@ -163,8 +164,6 @@ enum Checker {
     },
     PgDump(PgDumpCheck),
     Sqlite(SqliteCheck, &'static str),
-    /// The walker thread could not be started.
-    Failed(String),
 }
 
 struct ShapeSink {
@@ -172,21 +171,25 @@ struct ShapeSink {
 }
 
 impl ShapeSink {
-    fn new(shape: Shape) -> ShapeSink {
-        ShapeSink {
+    /// Fails only when the checker cannot be set up (no pipe or thread for the tar
+    /// walker): a verification that could not run, not a bad backup.
+    fn new(shape: Shape) -> io::Result<ShapeSink> {
+        Ok(ShapeSink {
             checker: match shape {
                 Shape::Sniff => Checker::Sniffing(Vec::with_capacity(SNIFF_LEN)),
-                known => checker_for(Some(known)),
+                known => checker_for(Some(known))?,
             },
-        }
+        })
     }
 
     /// The check made, and its outcome: figures, or what is wrong.
     fn finish(mut self) -> (&'static str, Result<String, String>) {
         if let Checker::Sniffing(prefix) = &mut self.checker {
             let prefix = std::mem::take(prefix);
-            self.checker = checker_for(sniffed(&prefix));
-            if let Err(e) = self.forward(&prefix) {
+            if let Err(e) = checker_for(sniffed(&prefix)).and_then(|c| {
+                self.checker = c;
+                self.forward(&prefix)
+            }) {
                 return ("bytes", Err(e.to_string()));
             }
         }
@@ -210,7 +213,6 @@ impl ShapeSink {
                 c.finish()
                     .map(|s| format!("{} page(s) of {} bytes", s.pages, s.page_size)),
             ),
-            Checker::Failed(e) => ("bytes", Err(e)),
         }
     }
 
@@ -220,12 +222,12 @@ impl ShapeSink {
                 prefix.extend_from_slice(buf);
                 if prefix.len() >= SNIFF_LEN {
                     let prefix = std::mem::take(prefix);
-                    self.checker = checker_for(sniffed(&prefix));
+                    self.checker = checker_for(sniffed(&prefix))?;
                     self.forward(&prefix)?;
                 }
                 Ok(())
             }
-            Checker::Bytes | Checker::Failed(_) => Ok(()),
+            Checker::Bytes => Ok(()),
             // The walker drains the pipe to its end even after it found a fault, so a write
             // fails only if its thread is gone, and then `finish` reports why.
             Checker::Tar { pipe, .. } => match pipe {
@@ -249,8 +251,8 @@ impl Write for ShapeSink {
     }
 }
 
-fn checker_for(shape: Option<Shape>) -> Checker {
-    match shape {
+fn checker_for(shape: Option<Shape>) -> io::Result<Checker> {
+    Ok(match shape {
         None | Some(Shape::Sniff) => Checker::Bytes,
         Some(Shape::PgDump) => Checker::PgDump(PgDumpCheck::new()),
         Some(Shape::Sqlite(file)) => Checker::Sqlite(
@@ -260,16 +262,13 @@ fn checker_for(shape: Option<Shape>) -> Checker {
                 SqliteFile::Wal => "sqlite-wal",
             },
         ),
-        Some(Shape::Tar) => tar_checker("tar", None),
-        Some(Shape::Dump(envelope)) => tar_checker("neo4j-dump", envelope),
-    }
+        Some(Shape::Tar) => tar_checker("tar", None)?,
+        Some(Shape::Dump(envelope)) => tar_checker("neo4j-dump", envelope)?,
+    })
 }
 
-fn tar_checker(name: &'static str, envelope: Option<Envelope>) -> Checker {
-    let (mut reader, writer) = match io::pipe() {
-        Ok(p) => p,
-        Err(e) => return Checker::Failed(format!("cannot make a pipe for the tar walker: {e}")),
-    };
+fn tar_checker(name: &'static str, envelope: Option<Envelope>) -> io::Result<Checker> {
+    let (mut reader, writer) = io::pipe()?;
     let walker = std::thread::Builder::new()
         .name("rbk-verify-tar".into())
         .spawn(move || {
@@ -302,12 +301,9 @@ fn tar_checker(name: &'static str, envelope: Option<Envelope>) -> Checker {
                 }
             ))
         });
-    match walker {
-        Ok(walker) => Checker::Tar {
-            pipe: Some(writer),
-            walker,
-            name,
-        },
-        Err(e) => Checker::Failed(format!("cannot start the tar walker: {e}")),
-    }
+    Ok(Checker::Tar {
+        pipe: Some(writer),
+        walker: walker?,
+        name,
+    })
 }
