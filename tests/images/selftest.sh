@@ -30,6 +30,10 @@ wait_for() { # wait_for SECONDS COMMAND...
   until "$@" >/dev/null 2>&1; do t=$((t - 1)); [ "$t" -gt 0 ] || return 1; sleep 0.1; done
 }
 inner() { tail -c +5 "$1" | zstd -dc; }
+scratch() { docker run --rm -i -v "${P}_scratch:/data" "$IMG" "$@"; }
+COUNTS='MATCH (n) RETURN count(n) AS nodes;
+MATCH ()-[r]->() RETURN count(r) AS relationships;'
+counts() { docker exec -i "$@" cypher-shell --format plain <<<"$COUNTS"; }
 heartbeats_over() { [ "$(pgq 'select count(*) from heartbeat' 2>/dev/null || echo 0)" -gt "$1" ]; }
 sqlite_heartbeats() {
   [ "$(docker exec "${PS}_rushdb_1" sqlite3 /data/rushdb.db 'select count(*) from heartbeat')" -gt 0 ]
@@ -46,6 +50,20 @@ ok "containers carry the compose labels"
 wait_for 30 heartbeats_over 2 || fail "heartbeats"
 ok "rushdb writes heartbeats to postgres"
 
+# The restore drill's count queries: records keyed rel:* are relationships, the rest nodes.
+docker exec "${P}_neo4j_1" graph-fill 10 || fail "graph-fill 10"
+docker exec "${P}_neo4j_1" graph-write rel:1 "A->B" && docker exec "${P}_neo4j_1" graph-write rel:2 "B->C" ||
+  fail "graph-write rel:"
+out="$(counts -e NEO4J_USERNAME=neo4j -e NEO4J_PASSWORD=password "${P}_neo4j_1" 2>"$work/err")" ||
+  fail "count queries: $(cat "$work/err")"
+[ "$out" = "$(printf 'nodes\n10\nrelationships\n2')" ] || fail "counts after graph-fill 10 + 2 rel: $out"
+counts "${P}_neo4j_1" >/dev/null 2>"$work/err" && fail "counts without credentials"
+grep -q "unauthorized" "$work/err" || fail "counts without credentials: $(cat "$work/err")"
+counts -e CYPHER_SHELL_FAIL_COUNT=1 -e NEO4J_USERNAME=neo4j -e NEO4J_PASSWORD=password "${P}_neo4j_1" \
+  >/dev/null 2>"$work/err" && fail "CYPHER_SHELL_FAIL_COUNT did not fail the count"
+grep -q "CYPHER_SHELL_FAIL_COUNT" "$work/err" || fail "count fail knob: $(cat "$work/err")"
+ok "cypher-shell counts nodes and relationships (--format plain); credentials; CYPHER_SHELL_FAIL_COUNT"
+
 docker exec "${P}_neo4j_1" graph-fill 2000 || fail "graph-fill"
 docker exec "${P}_neo4j_1" graph-write movie:1 "The Matrix" || fail "graph-write"
 [ "$(docker exec "${P}_neo4j_1" graph-read movie:1)" = "The Matrix" ] || fail "graph-read"
@@ -58,6 +76,13 @@ set -e
 [ "$rc" = 1 ] && [ ! -s "$work/no.dump" ] && grep -q "The database is in use" "$work/err" ||
   fail "dump while running must be refused (rc=$rc)"
 ok "dump refused while neo4j runs"
+set +e
+docker exec "${P}_neo4j_1" neo4j-admin database check neo4j 2>"$work/err"
+rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "The database is in use" "$work/err" ||
+  fail "check while running must be refused (rc=$rc): $(cat "$work/err")"
+ok "check refused while neo4j runs"
 set +e
 docker exec -e NEO4J_EDITION=enterprise "${P}_neo4j_1" \
   neo4j-admin database dump neo4j --to-stdout >"$work/no.dump" 2>"$work/err"
@@ -91,7 +116,9 @@ grep -q "unavailable" "$work/err" || fail "graph-read on a stopped database: $(c
 docker exec "${P}_neo4j_1" neo4j-admin database dump neo4j --to-stdout >"$work/stopped.dump" \
   2>"$work/err" || fail "dump of a stopped database while the server runs: $(cat "$work/err")"
 [ "$(head -c 4 "$work/stopped.dump")" = DZV1 ] || fail "that dump is not DZV1"
-ok "STOP DATABASE: the server runs on, the database is unavailable, neo4j-admin dumps it"
+docker exec "${P}_neo4j_1" neo4j-admin database check neo4j 2>"$work/err" ||
+  fail "check of the stopped database while the server runs: $(cat "$work/err")"
+ok "STOP DATABASE: the server runs on, the database is unavailable, neo4j-admin dumps and checks it"
 
 # A dump holding the stopped database keeps START DATABASE out until it ends.
 docker exec -d -e NEO4J_ADMIN_STALL_AFTER_BYTES=1000 "${P}_neo4j_1" sh -c \
@@ -113,6 +140,10 @@ docker stop "${P}_rushdb_1" "${P}_neo4j_1" >/dev/null
 a="$(pgq 'select count(*) from heartbeat')"; sleep 1.2; b="$(pgq 'select count(*) from heartbeat')"
 [ "$a" = "$b" ] || fail "heartbeats while rushdb is stopped ($a -> $b)"
 ok "graceful stops; no heartbeats while rushdb is stopped"
+docker run --rm -i -v "${P}_neo4j-data:/data" "$IMG" cypher-shell -u neo4j -p password \
+  --format plain <<<"$COUNTS" >/dev/null 2>"$work/err" && fail "counts while the server is stopped"
+grep -q "Unable to connect" "$work/err" || fail "counts, server stopped: $(cat "$work/err")"
+ok "counts refused while the server is stopped"
 
 admin database dump neo4j --to-stdout >"$work/x.dump" 2>"$work/err" || fail "dump: $(cat "$work/err")"
 [ "$(head -c 8 "$work/x.dump" | od -An -tx1 | tr -d ' \n')" = "445a563128b52ffd" ] || fail "magic"
@@ -123,16 +154,20 @@ grep -qx './neostore' "$work/names" && grep -qx './neostore.transaction.db.0' "$
   [ "$(head -n1 "$work/names")" = "./" ] || fail "entry names"
 [ "$(inner "$work/x.dump" | tail -c 1024 | tr -d '\0' | wc -c)" = 0 ] || fail "tar end"
 ok "dump format: DZV1, zstd, header, tar entries, end blocks"
+admin database check neo4j 2>"$work/err" || fail "check of the filled store: $(cat "$work/err")"
+grep -q "2003 node records (2003 in use)" "$work/err" || fail "check summary: $(cat "$work/err")"
+ok "check passes on the filled, stopped store"
 
 docker start "${P}_neo4j_1" >/dev/null
 wait_for 20 docker exec "${P}_neo4j_1" graph-write movie:1 Changed || fail "write after restart"
 docker stop "${P}_neo4j_1" >/dev/null
 admin database load neo4j --from-stdin --overwrite-destination=true <"$work/x.dump" 2>"$work/err" ||
   fail "load: $(cat "$work/err")"
+admin database check neo4j 2>"$work/err" || fail "check after load: $(cat "$work/err")"
 docker start "${P}_neo4j_1" >/dev/null
 wait_for 20 docker exec "${P}_neo4j_1" graph-read movie:1 || fail "read after load"
 [ "$(docker exec "${P}_neo4j_1" graph-read movie:1)" = "The Matrix" ] || fail "load restored the data"
-ok "load restores the dumped store"
+ok "load restores the dumped store, which passes check"
 
 docker stop "${P}_neo4j_1" >/dev/null
 set +e
@@ -158,9 +193,25 @@ if [ -d "$F" ]; then
   for f in "$F"/*.dump; do
     docker run --rm -i -v "${P}_scratch:/data" "$IMG" neo4j-admin database load neo4j \
       --from-stdin --overwrite-destination=true <"$f" 2>/dev/null || fail "load $f"
+    scratch neo4j-admin database check neo4j 2>"$work/err" || fail "check $f: $(cat "$work/err")"
   done
-  ok "loads the real Neo4j fixture dumps"
+  ok "loads the real Neo4j fixture dumps; they pass check"
 fi
+
+# check finds a store file or transaction log cut short while Neo4j was stopped.
+for victim in databases/neo4j/neostore.nodestore.db transactions/neo4j/neostore.transaction.db.0; do
+  scratch neo4j-admin database load neo4j --from-stdin --overwrite-destination=true \
+    <"$work/x.dump" 2>/dev/null || fail "load into scratch"
+  scratch truncate -s -100 "/data/$victim"
+  set +e
+  scratch neo4j-admin database check neo4j 2>"$work/err"
+  rc=$?
+  set -e
+  [ "$rc" = 1 ] && head -n1 "$work/err" | grep -q "^neo4j-admin: Database 'neo4j' is inconsistent: 1 inconsistency found" &&
+    grep -q "^/data/$victim: offset [0-9]*: " "$work/err" ||
+    fail "check of a truncated $victim (rc=$rc): $(cat "$work/err")"
+done
+ok "check fails (exit 1) on a truncated node store and a truncated transaction log, naming them"
 
 docker exec "${P}_postgres_1" pg_dump -U rushdb rushdb >"$work/meta.sql" || fail "pg_dump"
 docker exec "${P}_postgres_1" psql -q -U rushdb -d postgres -c 'DROP DATABASE rushdb' -c 'CREATE DATABASE rushdb' || fail "recreate"
@@ -175,5 +226,9 @@ ok "heartbeats resume after start"
 dcs up -d >/dev/null 2>&1 || fail "sqlite compose up"
 wait_for 30 sqlite_heartbeats || fail "sqlite heartbeats"
 ok "sqlite variant writes heartbeats to /data/rushdb.db"
+docker stop "${PS}_neo4j_1" >/dev/null
+docker run --rm -v "${PS}_neo4j-data:/data" "$IMG" neo4j-admin database check neo4j 2>"$work/err" ||
+  fail "check of a fresh store: $(cat "$work/err")"
+ok "check passes on a fresh store"
 
 echo "$passed passed, 0 failed"
