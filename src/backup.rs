@@ -21,6 +21,7 @@ use crate::store::manifest::{Part, Snapshot, SnapshotStats};
 use crate::store::writer::SnapshotWriter;
 use crate::store::{Id, Repository};
 
+mod counts;
 pub mod host;
 pub mod stack;
 

@@ -3,8 +3,10 @@
 //! Above `source/` (the stores and the Docker engine) and below `backup`/`restore`, which
 //! never import each other: what both need about a stack lives here.
 
+pub mod counts;
 pub mod discover;
 pub mod host;
 pub mod names;
 pub mod pause;
 mod restarted;
+pub mod stale_drills;

@@ -176,6 +176,10 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     pause
         .stop(&stack.rushdb, options.stack.stop_timeout)
         .context("pausing writes")?;
+    // Nothing writes any more, and Neo4j still answers queries: what a drill compares with.
+    let counted = super::counts::count_stores(&rt, &engine, &stack, &options.stack);
+    labels.extend(counted.labels);
+    labels.push((label::COUNTS_MS.into(), counted.ms.to_string()));
 
     let database = options.stack.neo4j_database.clone();
     // `neo4j-admin database dump` refuses a database in use, whatever the edition (Neo4j 5
@@ -278,6 +282,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     // Known only now, and in the plan's warnings rather than a log line, so that it reaches
     // `--json` and the exit code (done, with warnings).
     let mut plan = plan;
+    plan.warnings.extend(counted.warnings);
     if snapshot
         .parts
         .iter()

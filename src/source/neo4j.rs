@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::docker::{ContainerInfo, Engine};
 use crate::process::ExitError;
@@ -88,13 +88,7 @@ impl Database {
     pub async fn set_online(&self, engine: &Engine, online: bool) -> Result<()> {
         let verb = if online { "START" } else { "STOP" };
         let cmd = cypher_shell_command(&format!("{verb} DATABASE {} WAIT", quote_name(&self.name)));
-        let env = match &self.auth {
-            Some((user, password)) => vec![
-                format!("NEO4J_USERNAME={user}"),
-                format!("NEO4J_PASSWORD={}", password.expose()),
-            ],
-            None => cypher_shell_env(&self.container),
-        };
+        let env = self.env();
         engine
             .exec_from_stream(&self.container, cmd, env, None)
             .await
@@ -112,6 +106,92 @@ impl Database {
                 None => e,
             })?;
         Ok(())
+    }
+
+    /// cypher-shell's credentials, for the exec's environment.
+    fn env(&self) -> Vec<String> {
+        match &self.auth {
+            Some((user, password)) => vec![
+                format!("NEO4J_USERNAME={user}"),
+                format!("NEO4J_PASSWORD={}", password.expose()),
+            ],
+            None => cypher_shell_env(&self.container),
+        }
+    }
+
+    /// The database's node and relationship counts, through cypher-shell in the running
+    /// server's container: one cypher-shell start for both statements (fed on stdin), and
+    /// Neo4j answers both from its counts store, without a scan.
+    pub async fn counts(&self, engine: &Engine) -> Result<GraphCounts> {
+        let cmd: Vec<String> = [
+            "cypher-shell",
+            "-d",
+            &self.name,
+            "--format",
+            "plain",
+            "--non-interactive",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        let out = engine
+            .exec_output(
+                &self.container,
+                cmd,
+                self.env(),
+                Some(bytes::Bytes::from_static(COUNT_STATEMENTS.as_bytes())),
+                COUNT_TIMEOUT,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "counting the graph of {} in {}",
+                    self.name, self.container.name
+                )
+            })?;
+        parse_counts(&out)
+    }
+}
+
+/// The two statements whose answers are a snapshot's graph counts.
+const COUNT_STATEMENTS: &str =
+    "MATCH (n) RETURN count(n) AS nodes;\nMATCH ()-[r]->() RETURN count(r) AS relationships;\n";
+
+/// cypher-shell starts a JVM; on a loaded host that alone takes seconds.
+const COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A graph's size as Cypher counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GraphCounts {
+    pub nodes: u64,
+    pub relationships: u64,
+}
+
+/// cypher-shell's plain output for [`COUNT_STATEMENTS`]: each result is its column name on
+/// one line and its value on the next (strings quoted, numbers bare).
+fn parse_counts(out: &str) -> Result<GraphCounts> {
+    let mut nodes = None;
+    let mut relationships = None;
+    let mut lines = out.lines().map(str::trim).filter(|l| !l.is_empty());
+    while let Some(column) = lines.next() {
+        let slot = match column {
+            "nodes" => &mut nodes,
+            "relationships" => &mut relationships,
+            _ => continue,
+        };
+        let value = lines.next().unwrap_or_default();
+        *slot = Some(value.parse::<u64>().map_err(|_| {
+            anyhow::anyhow!("cypher-shell answered {value:?} for the count of {column}")
+        })?);
+    }
+    match (nodes, relationships) {
+        (Some(nodes), Some(relationships)) => Ok(GraphCounts {
+            nodes,
+            relationships,
+        }),
+        _ => anyhow::bail!(
+            "cypher-shell did not answer both counts; it printed: {}",
+            out.chars().take(300).collect::<String>()
+        ),
     }
 }
 
@@ -189,7 +269,16 @@ mod tests {
             env: env.iter().map(|s| s.to_string()).collect(),
             mounts: Vec::new(),
             running: true,
+            drill: None,
         }
+    }
+
+    #[test]
+    fn counts_are_read_from_plain_output() {
+        let c = parse_counts("nodes\n171\nrelationships\n253\n").expect("counts");
+        assert_eq!((c.nodes, c.relationships), (171, 253));
+        assert!(parse_counts("nodes\n171\n").is_err());
+        assert!(parse_counts("nodes\n\"x\"\nrelationships\n1\n").is_err());
     }
 
     #[test]

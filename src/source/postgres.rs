@@ -79,11 +79,64 @@ impl PgTarget {
         c
     }
 
+    /// Counts the rows of every table of the database in one statement (one snapshot of
+    /// the database), printed as NUL-separated `schema.table`, count pairs: table names may
+    /// hold any character but NUL. `query_to_xml` runs the per-table `count(*)` inside the
+    /// one query; only base tables, not the catalog's.
+    pub fn count_rows_command(&self) -> Vec<String> {
+        let mut c = self.psql(&self.database);
+        c.extend(
+            [
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "--field-separator-zero",
+                "--record-separator-zero",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                COUNT_ROWS,
+            ]
+            .map(str::to_string),
+        );
+        c
+    }
+
     fn psql(&self, database: &str) -> Vec<String> {
         ["psql", "-U", &self.user, "-d", database]
             .map(str::to_string)
             .to_vec()
     }
+}
+
+/// Rows per SQL table, by `schema.table` (Postgres) or table name (SQLite).
+pub type TableRows = std::collections::BTreeMap<String, u64>;
+
+const COUNT_ROWS: &str = "SELECT table_schema || '.' || table_name, \
+     (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', \
+     table_schema, table_name), false, true, '')))[1]::text \
+     FROM information_schema.tables \
+     WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') \
+     ORDER BY 1";
+
+/// The output of [`PgTarget::count_rows_command`].
+pub fn parse_row_counts(out: &str) -> Result<TableRows, String> {
+    let mut fields = out.split('\0');
+    let mut rows = TableRows::new();
+    while let Some(table) = fields.next() {
+        // psql ends the last record with a newline or nothing, not a separator.
+        let table = table.trim_start_matches('\n');
+        if table.is_empty() {
+            continue;
+        }
+        let count = fields.next().map(|c| c.trim()).unwrap_or_default();
+        let count = count
+            .parse::<u64>()
+            .map_err(|_| format!("psql answered {count:?} for the rows of {table}"))?;
+        rows.insert(table.to_string(), count);
+    }
+    Ok(rows)
 }
 
 /// Plain format: uncompressed, so it deduplicates; rbk compresses chunks itself.
@@ -283,6 +336,17 @@ fn quote_ident(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_counts_are_read_from_nul_separated_pairs() {
+        let rows = parse_row_counts("public.a|b\x003\x00public.heartbeat\x0017\n").expect("rows");
+        assert_eq!(rows.get("public.a|b"), Some(&3));
+        assert_eq!(rows.get("public.heartbeat"), Some(&17));
+        assert_eq!(rows.len(), 2);
+        assert!(parse_row_counts("").expect("none").is_empty());
+        assert!(parse_row_counts("public.x\x00many\x00").is_err());
+        assert!(parse_row_counts("public.x").is_err());
+    }
 
     #[test]
     fn passwords_come_out_of_connection_strings() {

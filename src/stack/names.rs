@@ -41,6 +41,12 @@ pub mod label {
     pub const SQLITE_PATH: &str = "sqlite.path";
     /// `--volumes`: the names of the volumes archived, comma-separated (may be empty).
     pub const VOLUMES: &str = "volumes";
+    /// JSON `{"nodes":N,"relationships":N}`, counted in the pause (`stack/counts.rs`).
+    pub const NEO4J_COUNTS: &str = "neo4j.counts";
+    /// JSON `{"<table>":rows,...}`, counted in the pause (`stack/counts.rs`).
+    pub const SQL_ROWS: &str = "sql.rows";
+    /// How long the counts took, in ms (they are part of the pause).
+    pub const COUNTS_MS: &str = "counts.ms";
 }
 
 /// The context under which the key's fingerprint is computed.
