@@ -6,6 +6,7 @@
 pub mod docker;
 pub mod neo4j;
 pub mod postgres;
+pub mod rushdb;
 pub mod secret;
 pub mod sqlite;
 pub mod stream;

@@ -3,7 +3,7 @@
 //! The engine's operations live under `docker/`, one concept per file, all as methods of
 //! `Engine`: `containers` (find, inspect, stop, start), `exec` (commands in a running
 //! container), `oneoff` (one-off containers copying a service, and their leftovers),
-//! `files` (file copy in and out), `create` and `drill` (throwaway containers, volumes and a
+//! `files` (file copy in and out), `runconfig` (what a container runs with, its health and address), `create` and `drill` (throwaway containers, volumes and a
 //! private network built from images, and their teardown), `streams` (the output, stdin and
 //! exit status plumbing they share) and `unreachable` (why the engine could not be reached).
 
@@ -13,6 +13,7 @@ mod drill;
 mod exec;
 mod files;
 mod oneoff;
+mod runconfig;
 mod streams;
 mod unreachable;
 
@@ -21,6 +22,7 @@ use bollard::Docker;
 
 pub use create::{ContainerSpec, DrillMount};
 pub use drill::{Drill, DrillLeftovers, LABEL_DRILL, Teardown};
+pub use runconfig::{Health, RunConfig};
 
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
@@ -47,6 +49,9 @@ pub struct ContainerInfo {
     pub env: Vec<String>,
     pub mounts: Vec<VolumeMount>,
     pub running: bool,
+    /// The drill a container belongs to (its `io.rbk.drill` and `io.rbk.project` labels), so
+    /// that the one-off containers made from it are that drill's too.
+    pub drill: Option<Drill>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,3 +123,10 @@ const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
 /// How long the engine has to answer rbk's first request.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `e` is the Docker engine failing (an API error or a lost connection) rather than
+/// a command in a container failing: the one means rbk could not do its work, the other may
+/// be the data's fault.
+pub fn is_engine_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<bollard::errors::Error>())
+}

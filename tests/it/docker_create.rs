@@ -249,6 +249,7 @@ fn a_drill_runs_in_a_private_world_and_leaves_nothing() {
         labels: BTreeMap::from([("org.example.role".to_string(), "server".to_string())]),
         entrypoint: None,
         cmd: Some(vec!["python3".into(), "-c".into(), LISTENER.into()]),
+        ..Default::default()
     };
     assert!(
         !format!("{server_spec:?}").contains(SECRET),

@@ -8,7 +8,10 @@ use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
 };
 
-use super::{ContainerInfo, Engine, LABEL_PROJECT, LABEL_SERVICE, LABEL_VOLUME, VolumeMount};
+use super::{
+    ContainerInfo, Drill, Engine, LABEL_DRILL, LABEL_PROJECT, LABEL_RBK_PROJECT, LABEL_SERVICE,
+    LABEL_VOLUME, VolumeMount,
+};
 
 impl Engine {
     /// Containers carrying every given label (`key=value`), running or not.
@@ -89,6 +92,10 @@ impl Engine {
             env: config.env.unwrap_or_default(),
             mounts,
             running: c.state.and_then(|s| s.running).unwrap_or(false),
+            drill: match (labels.get(LABEL_DRILL), labels.get(LABEL_RBK_PROJECT)) {
+                (Some(id), Some(project)) => Drill::new(id, project).ok(),
+                _ => None,
+            },
         })
     }
 

@@ -5,7 +5,8 @@ use std::fmt;
 
 use anyhow::{Context, Result, bail};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
+    NetworkingConfig,
 };
 use bollard::query_parameters::{CreateContainerOptions, InspectNetworkOptions};
 
@@ -47,6 +48,12 @@ pub struct ContainerSpec {
     pub entrypoint: Option<Vec<String>>,
     /// `None`: the image's command.
     pub cmd: Option<Vec<String>>,
+    /// `None`: the image's user.
+    pub user: Option<String>,
+    /// `None`: the image's working directory.
+    pub working_dir: Option<String>,
+    /// `None`: the image's healthcheck, if any.
+    pub healthcheck: Option<HealthConfig>,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -62,6 +69,9 @@ impl fmt::Debug for ContainerSpec {
             .field("labels", &self.labels)
             .field("entrypoint", &self.entrypoint)
             .field("cmd", &self.cmd)
+            .field("user", &self.user)
+            .field("working_dir", &self.working_dir)
+            .field("healthcheck", &self.healthcheck)
             .finish()
     }
 }
@@ -74,6 +84,27 @@ impl Engine {
     /// mounted volume must be `drill`'s own: a drill never joins a network where the
     /// stack's services could resolve its aliases, nor writes a volume it did not create.
     pub async fn create_drill_container(
+        &self,
+        drill: &Drill,
+        spec: &ContainerSpec,
+    ) -> Result<ContainerInfo> {
+        let created = self.prepare_drill_container(drill, spec).await?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            self.force_remove(&created.id).await;
+            return Err(e).with_context(|| {
+                format!(
+                    "starting the drill container {} (from {})",
+                    spec.name, spec.image
+                )
+            });
+        }
+        self.inspect(&created.id).await
+    }
+
+    /// Creates `spec`'s container like [`create_drill_container`](Engine::create_drill_container)
+    /// but does not start it: a drill loads a container's volumes first (Neo4j must not run
+    /// during `neo4j-admin database load`), and starts it with [`Engine::start`].
+    pub async fn prepare_drill_container(
         &self,
         drill: &Drill,
         spec: &ContainerSpec,
@@ -94,10 +125,6 @@ impl Engine {
             )
             .await
             .with_context(|| format!("creating {what}"))?;
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
-            self.force_remove(&created.id).await;
-            return Err(e).with_context(|| format!("starting {what}"));
-        }
         self.inspect(&created.id).await
     }
 
@@ -158,6 +185,9 @@ impl Engine {
             image: Some(spec.image.clone()),
             entrypoint: spec.entrypoint.clone(),
             cmd: spec.cmd.clone(),
+            user: spec.user.clone(),
+            working_dir: spec.working_dir.clone(),
+            healthcheck: spec.healthcheck.clone(),
             env: Some(env),
             labels: Some(labels),
             networking_config,

@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 
 use super::streams::{feed, finish_stream, pump_output};
 use super::{
-    ContainerInfo, Engine, Finished, LABEL_PROJECT, LABEL_RBK, LABEL_RBK_PROJECT, VolumeMount,
+    ContainerInfo, Engine, Finished, LABEL_DRILL, LABEL_PROJECT, LABEL_RBK, LABEL_RBK_PROJECT,
+    VolumeMount,
 };
 use crate::process::StderrTail;
 use crate::source::stream::ByteSender;
@@ -100,6 +101,10 @@ impl Engine {
             LABEL_RBK_PROJECT.to_string(),
             like.project.clone().unwrap_or_default(),
         );
+        // A drill's one-off is the drill's: its teardown removes it, even mid-load.
+        if let Some(drill) = &like.drill {
+            labels.extend(drill.labels());
+        }
         // What the error messages show: the command as the one-off runs it.
         let shown: Vec<String> = match &spec.entrypoint {
             Some(e) => e.iter().chain(&spec.cmd).cloned().collect(),
@@ -203,6 +208,11 @@ impl Engine {
         let mut removed = 0;
         for c in oneoffs {
             let labels = c.labels.unwrap_or_default();
+            // A drill's one-offs go with its teardown (or its leftovers), never with the
+            // stack's: the drill may be running in another rbk process.
+            if labels.contains_key(LABEL_DRILL) {
+                continue;
+            }
             let mine = match labels.get(LABEL_RBK_PROJECT) {
                 Some(p) => p == project,
                 None => {
