@@ -39,6 +39,7 @@ macro_rules! eprint {
 mod check;
 mod completions;
 mod diff;
+mod drill;
 mod forget;
 mod global;
 mod init;

@@ -14,6 +14,7 @@ use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository};
 use partial::Partial;
 
+pub mod drill;
 pub mod host;
 pub mod partial;
 pub mod stack;

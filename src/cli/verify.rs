@@ -21,9 +21,24 @@ pub struct VerifyArgs {
     /// The snapshot: an id, a unique prefix of one, or `latest`.
     #[arg(default_value = "latest")]
     pub snapshot: String,
+    /// Restore the snapshot into a throwaway copy of the stack (its recorded images, fresh
+    /// volumes, a private network), start it, and check it: Neo4j's consistency check, the
+    /// graph and table counts recorded at snapshot time, RushDB's /health. The running
+    /// stack is not touched; the drill is removed afterwards whatever happens.
+    #[arg(long)]
+    pub restore_test: bool,
+    /// With --restore-test: the Compose project (default: found by the `rushdb` service label).
+    #[arg(long, requires = "restore_test")]
+    pub project: Option<String>,
+    /// With --restore-test: how long each service may take to be ready.
+    #[arg(long, default_value = "10m", requires = "restore_test")]
+    pub timeout: humantime::Duration,
 }
 
 pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
+    if args.restore_test {
+        return super::drill::run(global, args);
+    }
     let repo = global.open()?;
     let _lock = repo.read_lock("verify")?;
     global.warn_if_read_unlocked(&repo);

@@ -11,6 +11,7 @@ use crate::process::{ExitError, ExitStatusKind};
 use crate::progress::Unit;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::neo4j::{self, Edition, compare_versions};
+use crate::source::postgres::PgTarget;
 use crate::source::stream::byte_sink;
 use crate::stack::discover::{
     GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
@@ -234,72 +235,22 @@ pub fn restore_stack(
     match &stack.sql {
         SqlStore::Postgres { container, target } => {
             if let Some(sql) = part(&snap, PART_POSTGRES) {
-                let (sink, rx) = byte_sink();
-                let drop_create = rt.block_on(engine.exec_from_stream(
-                    container,
-                    target.recreate_command(),
-                    target.env(),
-                    None,
-                ));
-                drop_create.map_err(|e| match ExitError::find(&e) {
-                    Some(failed) => anyhow!("recreating the database failed: {}", failed.tail),
-                    None => e.context("recreating the database"),
-                })?;
-                let task = {
-                    let (engine, c, cmd, env) = (
-                        engine.clone(),
-                        container.clone(),
-                        target.restore_command(),
-                        target.env(),
-                    );
-                    rt.spawn(async move { engine.exec_from_stream(&c, cmd, env, Some(rx)).await })
-                };
-                let fed = feed_part(repo, &index, sql, sink);
-                let loaded = rt.block_on(task).map_err(|e| anyhow!("{e}"))?;
-                // psql's exit is reported after a failure to feed it, as it always was.
-                let loaded = match loaded {
-                    Err(e) if ExitError::find(&e).is_none() => return Err(e),
-                    loaded => loaded,
-                };
-                fed.with_context(|| format!("restoring {PART_POSTGRES}"))?;
-                loaded.map_err(|e| match ExitError::find(&e) {
-                    Some(failed) => anyhow!(
-                        "psql failed restoring {PART_POSTGRES} (status {}): {}",
-                        match failed.status {
-                            ExitStatusKind::Code(code) => code.to_string(),
-                            other => other.to_string(),
-                        },
-                        failed.tail
-                    ),
-                    None => e,
-                })?;
+                load_postgres(&rt, &engine, repo, &index, sql, container, target)?;
                 restored.push(PART_POSTGRES.to_string());
             }
         }
         SqlStore::Sqlite { path, .. } => {
             if let Some(db) = part(&snap, PART_SQLITE) {
-                let (dir, name) = path
-                    .rsplit_once('/')
-                    .ok_or_else(|| anyhow!("SQL_DB_PATH {path} is not absolute"))?;
-                let tar = sqlite_tar(repo, &index, &snap, db, name, {
-                    // The file keeps the owner and mode it has now (RushDB may run as a
-                    // user that must be able to write it), without set-id bits; with no
-                    // regular file there, root's and private.
-                    rt.block_on(engine.file_owner(&stack.rushdb, path))?
-                        .map(|o| Owner {
-                            mode: o.mode & 0o777,
-                            ..o
-                        })
-                        .unwrap_or(Owner {
-                            mode: 0o600,
-                            ..Owner::ROOT_FILE
-                        })
-                })?;
-                rt.block_on(engine.upload_tar(
+                put_sqlite(
+                    &rt,
+                    &engine,
+                    repo,
+                    &index,
+                    (&snap, db),
                     &stack.rushdb,
-                    if dir.is_empty() { "/" } else { dir },
-                    tar,
-                ))?;
+                    &stack.rushdb,
+                    path,
+                )?;
                 restored.push(PART_SQLITE.to_string());
             }
         }
@@ -319,6 +270,92 @@ pub fn restore_stack(
         downtime_ms,
         warnings,
     })
+}
+
+/// Drops and recreates the database, then feeds the dump to `psql` in `container`.
+pub(super) fn load_postgres(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    repo: &Repository,
+    index: &Index,
+    sql: &Part,
+    container: &ContainerInfo,
+    target: &PgTarget,
+) -> Result<()> {
+    let (sink, rx) = byte_sink();
+    let drop_create = rt.block_on(engine.exec_from_stream(
+        container,
+        target.recreate_command(),
+        target.env(),
+        None,
+    ));
+    drop_create.map_err(|e| match ExitError::find(&e) {
+        Some(failed) => anyhow!("recreating the database failed: {}", failed.tail),
+        None => e.context("recreating the database"),
+    })?;
+    let task = {
+        let (engine, c, cmd, env) = (
+            engine.clone(),
+            container.clone(),
+            target.restore_command(),
+            target.env(),
+        );
+        rt.spawn(async move { engine.exec_from_stream(&c, cmd, env, Some(rx)).await })
+    };
+    let fed = feed_part(repo, index, sql, sink);
+    let loaded = rt.block_on(task).map_err(|e| anyhow!("{e}"))?;
+    // psql's exit is reported after a failure to feed it, as it always was.
+    let loaded = match loaded {
+        Err(e) if ExitError::find(&e).is_none() => return Err(e),
+        loaded => loaded,
+    };
+    fed.with_context(|| format!("restoring {PART_POSTGRES}"))?;
+    loaded.map_err(|e| match ExitError::find(&e) {
+        Some(failed) => anyhow!(
+            "psql failed restoring {PART_POSTGRES} (status {}): {}",
+            match failed.status {
+                ExitStatusKind::Code(code) => code.to_string(),
+                other => other.to_string(),
+            },
+            failed.tail
+        ),
+        None => e,
+    })?;
+    Ok(())
+}
+
+/// Puts the SQLite file (and its WAL, and an empty `-shm`) at `path` in `rushdb`, owned as
+/// the file at `path` in `owner_of` is (the same container, or for a drill the stack's).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn put_sqlite(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    repo: &Repository,
+    index: &Index,
+    (snap, db): (&Snapshot, &Part),
+    rushdb: &ContainerInfo,
+    owner_of: &ContainerInfo,
+    path: &str,
+) -> Result<()> {
+    let (dir, name) = path
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow!("SQL_DB_PATH {path} is not absolute"))?;
+    let tar = sqlite_tar(repo, index, snap, db, name, {
+        // The file keeps the owner and mode it has now (RushDB may run as a
+        // user that must be able to write it), without set-id bits; with no
+        // regular file there, root's and private.
+        rt.block_on(engine.file_owner(owner_of, path))?
+            .map(|o| Owner {
+                mode: o.mode & 0o777,
+                ..o
+            })
+            .unwrap_or(Owner {
+                mode: 0o600,
+                ..Owner::ROOT_FILE
+            })
+    })?;
+    rt.block_on(engine.upload_tar(rushdb, if dir.is_empty() { "/" } else { dir }, tar))?;
+    Ok(())
 }
 
 /// Empties the volume, then unpacks the part's tar into it, in a one-off container that
@@ -372,7 +409,7 @@ fn feed_part(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn load_graph(
+pub(super) fn load_graph(
     rt: &tokio::runtime::Runtime,
     engine: &Engine,
     repo: &Repository,

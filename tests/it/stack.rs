@@ -9,6 +9,7 @@
 //! to the engine API. `RBK_SKIP_DOCKER=1` skips them (for developers without Docker).
 
 mod disaster;
+mod drill;
 mod enterprise;
 mod failures;
 mod isolation;
@@ -273,6 +274,28 @@ impl Stack {
         lines(&docker(&["ps", "-a", "-q", "--filter", &filter]))
     }
 
+    /// Every container, volume and network of a restore drill of this project, by kind and
+    /// name: empty when no drill exists or every drill was torn down.
+    pub fn drill_objects(&self) -> Vec<String> {
+        let drill = "label=io.rbk.drill";
+        let project = format!("label=io.rbk.project={}", self.project);
+        let mut out = Vec::new();
+        for (kind, args) in [
+            ("container", vec!["ps", "-a", "--format", "{{.Names}}"]),
+            ("volume", vec!["volume", "ls", "--format", "{{.Name}}"]),
+            ("network", vec!["network", "ls", "--format", "{{.Name}}"]),
+        ] {
+            let mut args = args;
+            args.extend(["--filter", drill, "--filter", &project]);
+            out.extend(
+                lines(&docker(&args))
+                    .into_iter()
+                    .map(|n| format!("{kind} {n}")),
+            );
+        }
+        out
+    }
+
     /// The one-off containers made from this stack's neo4j container (the dumps), running.
     pub fn running_oneoffs(&self) -> Vec<String> {
         let filter = format!("label={ONEOFF_LABEL}={}", self.neo4j());
@@ -466,6 +489,15 @@ impl Drop for Stack {
         // A one-off dump container holds the neo4j volume, which `down -v` could not remove.
         for id in self.oneoffs() {
             let _ = docker_out(&["rm", "-f", &id]);
+        }
+        // A drill a failed test left: containers first, then what they held.
+        for object in self.drill_objects() {
+            if let Some((kind, name)) = object.split_once(' ') {
+                let _ = match kind {
+                    "container" => docker_out(&["rm", "-f", "-v", name]),
+                    _ => docker_out(&[kind, "rm", name]),
+                };
+            }
         }
         let out = self.compose(&["down", "-v", "-t", "1"], &[]);
         if !out.status.success() {

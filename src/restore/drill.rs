@@ -1,0 +1,654 @@
+//! `rbk verify --restore-test`: a snapshot restored into a throwaway copy of the stack, started, and checked (store consistency, counts against the manifest, RushDB's health), then torn down; the production stack is only looked at.
+//!
+//! The drill is a restore whose target is built for it: `world` creates containers from the
+//! images the snapshot recorded, with the production services' settings (the encryption key
+//! comes from the running rushdb's environment, never from the repository), fresh volumes
+//! and a private network. Each check is reported passed, failed or skipped with figures; a
+//! failed check means the backup would not give back what was taken (exit 3), while an
+//! error (the engine failing, a signal) means the drill could not run (exit 1, 130).
+
+mod wait;
+mod world;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use super::stack::{load_graph, load_postgres, put_sqlite};
+use crate::cancel::{Cancel, is_cancelled};
+use crate::parts::CODEC_NEO4J_DUMP;
+use crate::source::docker::{ContainerInfo, Drill, Engine, is_engine_error};
+use crate::source::neo4j::{Database, Edition};
+use crate::source::postgres::{PgTarget, parse_row_counts};
+use crate::source::rushdb;
+use crate::stack::counts::{graph_counts, row_differences, table_rows};
+use crate::stack::discover::{GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, discover};
+use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label};
+use crate::stack::stale_drills::{drill_id, remove_stale_drills};
+use crate::store::index::Index;
+use crate::store::manifest::{Part, Snapshot};
+use crate::store::{Id, Repository};
+use world::{Copy, TeardownGuard, World};
+
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    pub stack: StackConfig,
+    /// Set by the CLI's SIGINT/SIGTERM handler: the drill is torn down at once and the
+    /// command fails with `Cancelled`.
+    pub cancel: Cancel,
+    /// How long each service may take to be ready.
+    pub timeout: Duration,
+}
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    /// Not run: nothing to compare with, or a check before it failed.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillCheck {
+    pub name: String,
+    pub status: CheckStatus,
+    /// What was found, with figures.
+    pub detail: String,
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    pub snapshot: String,
+    pub snapshot_time: String,
+    pub project: String,
+    pub drill: String,
+    pub passed: bool,
+    pub checks: Vec<DrillCheck>,
+    /// The image each throwaway container ran, by service.
+    pub images: BTreeMap<String, String>,
+    pub duration_ms: u64,
+    /// What the teardown removed.
+    pub removed: Removed,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Removed {
+    pub containers: usize,
+    pub volumes: usize,
+    pub networks: usize,
+}
+
+/// The checks in the order they run; a drill that stops early marks the rest skipped.
+const CHECKS: [&str; 8] = [
+    "encryption key",
+    "neo4j load",
+    "neo4j consistency",
+    "sql load",
+    "neo4j start",
+    "graph counts",
+    "sql rows",
+    "rushdb health",
+];
+
+/// Restores snapshot `wanted` into a throwaway stack beside the production one and checks it.
+pub fn restore_test(
+    repo: &Repository,
+    wanted: &str,
+    options: &DrillOptions,
+) -> Result<DrillReport> {
+    let began = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let engine = rt.block_on(Engine::connect())?;
+    let _lock = repo.read_lock("verify --restore-test")?;
+    let (id, snap) = repo.find_snapshot(wanted)?;
+    let index = repo.load_index()?;
+    let stack = rt.block_on(discover(&engine, &options.stack))?;
+    preflight(&id, &snap, &stack)?;
+    let mut warnings = rt.block_on(remove_stale_drills(&engine, &stack.project))?;
+
+    let drill = Drill::new(
+        &drill_id(&id.to_hex()[..12], std::process::id()),
+        &stack.project,
+    )?;
+    let mut guard = TeardownGuard::new(
+        rt.handle().clone(),
+        engine.clone(),
+        drill.clone(),
+        options.cancel.clone(),
+    );
+    let copies = copies(&stack, &snap);
+    let world = rt.block_on(world::build(&engine, &drill, &copies));
+    let mut checks = Vec::new();
+    let ran = match &world {
+        Ok(world) => {
+            let drilled = Drilled {
+                rt: &rt,
+                engine: &engine,
+                repo,
+                index: &index,
+                snap: &snap,
+                stack: &stack,
+                world,
+                options,
+            };
+            drilled.run(&mut checks)
+        }
+        Err(_) => Ok(()),
+    };
+    let removed = guard.finish();
+    // A signal first: whatever failed after it is its doing.
+    options.cancel.check()?;
+    let world = world?;
+    ran?;
+    let removed = removed?;
+    for name in CHECKS {
+        if !checks.iter().any(|c: &DrillCheck| c.name == name) {
+            checks.push(DrillCheck {
+                name: name.into(),
+                status: CheckStatus::Skipped,
+                detail: "not run: an earlier check failed".into(),
+                ms: 0,
+            });
+        }
+    }
+    checks.sort_by_key(|c| CHECKS.iter().position(|n| *n == c.name));
+    warnings.extend(world.warnings);
+    Ok(DrillReport {
+        snapshot: id.to_hex(),
+        snapshot_time: snap.time.clone(),
+        project: stack.project.clone(),
+        drill: drill.id().to_string(),
+        passed: !checks.iter().any(|c| c.status == CheckStatus::Failed),
+        checks,
+        images: world.images.into_iter().collect(),
+        duration_ms: millis(began.elapsed()),
+        removed: Removed {
+            containers: removed.containers,
+            volumes: removed.volumes,
+            networks: removed.networks,
+        },
+        warnings,
+    })
+}
+
+/// What must hold before anything is created: the drill can load this snapshot into a copy
+/// of this stack.
+fn preflight(id: &Id, snap: &Snapshot, stack: &Stack) -> Result<()> {
+    let has = |name: &str| snap.parts.iter().any(|p| p.name == name);
+    if !has(PART_GRAPH) && !has(PART_POSTGRES) && !has(PART_SQLITE) {
+        bail!(
+            "snapshot {} holds no stack parts ({PART_GRAPH}, {PART_POSTGRES} or {PART_SQLITE}): there is nothing to restore-test",
+            id.short()
+        );
+    }
+    if has(PART_GRAPH) && !matches!(stack.graph, GraphStore::Bundled { .. }) {
+        bail!(
+            "the snapshot has a Neo4j dump but the stack has no Neo4j container whose image the drill could run"
+        );
+    }
+    match (&stack.sql, has(PART_POSTGRES), has(PART_SQLITE)) {
+        (SqlStore::Postgres { .. }, false, true) => {
+            bail!("the snapshot holds SQLite metadata but the stack uses Postgres")
+        }
+        (SqlStore::Sqlite { .. }, true, false) => {
+            bail!("the snapshot holds a Postgres dump but the stack uses SQLite")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The production containers the drill copies, each with the image the snapshot recorded.
+fn copies<'a>(stack: &'a Stack, snap: &'a Snapshot) -> Vec<Copy<'a>> {
+    let recorded = |key: &str| {
+        snap.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut out = Vec::new();
+    if let GraphStore::Bundled { container, .. } = &stack.graph {
+        out.push(Copy {
+            role: "neo4j",
+            from: container,
+            recorded_image: recorded(label::NEO4J_IMAGE),
+        });
+    }
+    if let SqlStore::Postgres { container, .. } = &stack.sql {
+        out.push(Copy {
+            role: "postgres",
+            from: container,
+            recorded_image: recorded(label::SQL_IMAGE),
+        });
+    }
+    out.push(Copy {
+        role: "rushdb",
+        from: &stack.rushdb,
+        recorded_image: recorded(label::RUSHDB_IMAGE),
+    });
+    out
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One drill's context, for its steps.
+struct Drilled<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    engine: &'a Engine,
+    repo: &'a Repository,
+    index: &'a Index,
+    snap: &'a Snapshot,
+    stack: &'a Stack,
+    world: &'a World,
+    options: &'a DrillOptions,
+}
+
+/// One step of the drill: its check, and whether the drill goes on.
+type Step<'a> = fn(&Drilled<'a>) -> Result<(DrillCheck, Next)>;
+
+/// Whether the drill goes on after a step.
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl Drilled<'_> {
+    fn part(&self, name: &str) -> Option<&Part> {
+        self.snap.parts.iter().find(|p| p.name == name)
+    }
+
+    fn cancel(&self) -> &Cancel {
+        &self.options.cancel
+    }
+
+    /// Runs the checks in order; `Err` only when the drill could not run (the engine, a
+    /// signal), never for what a check found.
+    fn run(&self, checks: &mut Vec<DrillCheck>) -> Result<()> {
+        checks.push(self.key_check());
+        let steps: [Step<'_>; 7] = [
+            Self::load_graph,
+            Self::check_graph,
+            Self::load_sql,
+            Self::start_graph,
+            Self::graph_counts,
+            Self::sql_rows,
+            Self::rushdb_health,
+        ];
+        for step in steps {
+            self.cancel().check()?;
+            let (check, next) = step(self)?;
+            checks.push(check);
+            if matches!(next, Next::Stop) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The production key against the one the snapshot was taken with: restored tokens and
+    /// secrets are readable only with that one.
+    fn key_check(&self) -> DrillCheck {
+        let saved = self
+            .snap
+            .labels
+            .iter()
+            .find(|(k, _)| k == label::KEY_FINGERPRINT)
+            .map(|(_, v)| v.as_str());
+        let running = self.stack.rushdb.env_var(KEY_VAR);
+        let (status, detail) = match (saved, running) {
+            (Some(saved), Some(running))
+                if self
+                    .repo
+                    .fingerprint(KEY_FINGERPRINT_CONTEXT, running.as_bytes())
+                    == saved =>
+            {
+                (
+                    CheckStatus::Passed,
+                    format!(
+                        "{KEY_VAR} of {} is the one the snapshot was taken with",
+                        self.stack.rushdb.name
+                    ),
+                )
+            }
+            (Some(_), Some(_)) => (
+                CheckStatus::Failed,
+                format!(
+                    "{KEY_VAR} of {} is not the one in use when the snapshot was taken: a restore would leave every API token and secret unreadable",
+                    self.stack.rushdb.name
+                ),
+            ),
+            (Some(_), None) => (
+                CheckStatus::Skipped,
+                format!("{KEY_VAR} is not set on {}", self.stack.rushdb.name),
+            ),
+            (None, _) => (
+                CheckStatus::Skipped,
+                "the snapshot recorded no key fingerprint".into(),
+            ),
+        };
+        DrillCheck {
+            name: "encryption key".into(),
+            status,
+            detail,
+            ms: 0,
+        }
+    }
+
+    fn neo4j(&self) -> Option<&ContainerInfo> {
+        self.world.neo4j.as_ref()
+    }
+
+    fn load_graph(&self) -> Result<(DrillCheck, Next)> {
+        let (Some(part), Some(neo4j)) = (self.part(PART_GRAPH), self.neo4j()) else {
+            return Ok(skipped("neo4j load", "the snapshot holds no Neo4j dump"));
+        };
+        timed("neo4j load", || {
+            if part.codec != CODEC_NEO4J_DUMP {
+                bail!("{PART_GRAPH} was not stored as a Neo4j dump; it cannot be loaded");
+            }
+            load_graph(
+                self.rt,
+                self.engine,
+                self.repo,
+                self.index,
+                part,
+                neo4j,
+                Edition::Community,
+                &self.options.stack.neo4j_database,
+            )?;
+            Ok(format!(
+                "{} bytes of store files loaded by neo4j-admin database load",
+                part.stored.size
+            ))
+        })
+    }
+
+    fn check_graph(&self) -> Result<(DrillCheck, Next)> {
+        let (Some(_), Some(neo4j)) = (self.part(PART_GRAPH), self.neo4j()) else {
+            return Ok(skipped(
+                "neo4j consistency",
+                "the snapshot holds no Neo4j dump",
+            ));
+        };
+        let cmd: Vec<String> = [
+            "neo4j-admin",
+            "database",
+            "check",
+            &self.options.stack.neo4j_database,
+        ]
+        .map(str::to_string)
+        .to_vec();
+        timed("neo4j consistency", || {
+            let finished =
+                self.rt.block_on(
+                    self.engine
+                        .run_oneoff(neo4j, cmd.clone(), vec![], None, None),
+                )?;
+            let said = finished.stderr.trim();
+            if finished.exit_code != 0 {
+                bail!(
+                    "`{}` exited with status {}: {said}",
+                    cmd.join(" "),
+                    finished.exit_code
+                );
+            }
+            Ok(said
+                .lines()
+                .last()
+                .unwrap_or("neo4j-admin database check found no inconsistency")
+                .to_string())
+        })
+    }
+
+    fn pg(&self) -> Option<(&ContainerInfo, &PgTarget)> {
+        match (&self.stack.sql, &self.world.postgres) {
+            (SqlStore::Postgres { target, .. }, Some(pg)) => Some((pg, target)),
+            _ => None,
+        }
+    }
+
+    fn load_sql(&self) -> Result<(DrillCheck, Next)> {
+        if let (Some(part), Some((pg, target))) = (self.part(PART_POSTGRES), self.pg()) {
+            // A fresh Postgres initialises its volume first: that is the engine's and the
+            // image's doing, not the backup's, so a failure here means the drill could
+            // not run.
+            self.rt.block_on(self.engine.start(pg))?;
+            wait::until_ready(
+                self.rt,
+                self.engine,
+                pg,
+                self.cancel(),
+                self.options.timeout,
+                || {
+                    let probe = self.engine.exec_output(
+                        pg,
+                        ["pg_isready", "-h", "127.0.0.1", "-U", &target.user]
+                            .map(str::to_string)
+                            .to_vec(),
+                        vec![],
+                        None,
+                        Duration::from_secs(10),
+                    );
+                    Ok(self.rt.block_on(probe).is_ok())
+                },
+            )
+            .context("starting the drill's Postgres")?;
+            return timed("sql load", || {
+                load_postgres(
+                    self.rt,
+                    self.engine,
+                    self.repo,
+                    self.index,
+                    part,
+                    pg,
+                    target,
+                )?;
+                Ok(format!(
+                    "{} bytes of pg_dump loaded by psql into a fresh database",
+                    part.stored.size
+                ))
+            });
+        }
+        if let (Some(part), SqlStore::Sqlite { path, .. }) =
+            (self.part(PART_SQLITE), &self.stack.sql)
+        {
+            return timed("sql load", || {
+                put_sqlite(
+                    self.rt,
+                    self.engine,
+                    self.repo,
+                    self.index,
+                    (self.snap, part),
+                    &self.world.rushdb,
+                    &self.stack.rushdb,
+                    path,
+                )?;
+                Ok(format!(
+                    "{} bytes of SQLite file put at {path}",
+                    part.stored.size
+                ))
+            });
+        }
+        Ok(skipped("sql load", "the snapshot holds no SQL metadata"))
+    }
+
+    fn database(&self, neo4j: &ContainerInfo) -> Database {
+        Database::new(
+            neo4j,
+            &self.options.stack.neo4j_database,
+            self.options.stack.neo4j_auth.clone(),
+        )
+    }
+
+    fn start_graph(&self) -> Result<(DrillCheck, Next)> {
+        let Some(neo4j) = self.neo4j() else {
+            return Ok(skipped("neo4j start", "the stack has no Neo4j container"));
+        };
+        let db = self.database(neo4j);
+        timed("neo4j start", || {
+            self.rt.block_on(self.engine.start(neo4j))?;
+            wait::until_ready(
+                self.rt,
+                self.engine,
+                neo4j,
+                self.cancel(),
+                self.options.timeout,
+                || Ok(self.rt.block_on(db.counts(self.engine)).is_ok()),
+            )?;
+            Ok(format!("{} answered with the restored store", neo4j.name))
+        })
+    }
+
+    fn graph_counts(&self) -> Result<(DrillCheck, Next)> {
+        let Some(neo4j) = self.neo4j() else {
+            return Ok(skipped("graph counts", "the stack has no Neo4j container"));
+        };
+        let Some(expected) = graph_counts(self.snap) else {
+            return Ok(skipped(
+                "graph counts",
+                "the snapshot recorded no counts (taken by an older rbk, or with Neo4j not running)",
+            ));
+        };
+        let db = self.database(neo4j);
+        let (check, _) = timed("graph counts", || {
+            let found = self.rt.block_on(db.counts(self.engine))?;
+            if found != expected {
+                bail!(
+                    "found {} nodes and {} relationships; the snapshot recorded {} and {}",
+                    found.nodes,
+                    found.relationships,
+                    expected.nodes,
+                    expected.relationships
+                );
+            }
+            Ok(format!(
+                "{} nodes and {} relationships, as recorded",
+                found.nodes, found.relationships
+            ))
+        })?;
+        // A count that differs says something is missing; the health check still tells
+        // whether RushDB runs on what is there.
+        Ok((check, Next::Continue))
+    }
+
+    fn sql_rows(&self) -> Result<(DrillCheck, Next)> {
+        let Some((pg, target)) = self.pg() else {
+            return Ok(skipped(
+                "sql rows",
+                "rbk counts Postgres tables only (the RushDB image has no sqlite3 to count with)",
+            ));
+        };
+        let Some(expected) = table_rows(self.snap) else {
+            return Ok(skipped(
+                "sql rows",
+                "the snapshot recorded no row counts (taken by an older rbk)",
+            ));
+        };
+        let (check, _) = timed("sql rows", || {
+            let out = self.rt.block_on(self.engine.exec_output(
+                pg,
+                target.count_rows_command(),
+                target.env(),
+                None,
+                Duration::from_secs(60),
+            ))?;
+            let found = parse_row_counts(&out).map_err(anyhow::Error::msg)?;
+            let differences = row_differences(&expected, &found);
+            if !differences.is_empty() {
+                bail!("{}", differences.join("; "));
+            }
+            Ok(format!(
+                "{} tables, {} rows, as recorded",
+                found.len(),
+                found.values().sum::<u64>()
+            ))
+        })?;
+        Ok((check, Next::Continue))
+    }
+
+    fn rushdb_health(&self) -> Result<(DrillCheck, Next)> {
+        let rushdb = &self.world.rushdb;
+        timed("rushdb health", || {
+            self.rt.block_on(self.engine.start(rushdb))?;
+            let port = rushdb::port_of(rushdb);
+            let mut last = 0;
+            let answered = wait::until(
+                self.cancel(),
+                self.options.timeout,
+                "RushDB did not answer GET /health with 200",
+                || {
+                    let health = self.rt.block_on(self.engine.health(rushdb))?;
+                    if let (false, Some(code)) = (health.running, health.exit_code) {
+                        bail!("{} exited with status {code}", rushdb.name);
+                    }
+                    let Some(ip) = self
+                        .rt
+                        .block_on(self.engine.address_on(rushdb, &self.world.network))?
+                    else {
+                        return Ok(false);
+                    };
+                    last = rushdb::health(SocketAddr::new(ip, port), Duration::from_secs(2))?;
+                    Ok(last == 200)
+                },
+            );
+            if let Err(e) = answered {
+                let logs = self.rt.block_on(self.engine.log_tail(rushdb, 20));
+                return Err(e.context(format!("last status {last}; its last lines:\n{logs}")));
+            }
+            Ok(format!("GET /health answered 200 on port {port}"))
+        })
+    }
+}
+
+/// Runs a check: `Ok(detail)` passed; an error is the check failing (the drill stops),
+/// unless it is the engine's or a signal's, which means the drill could not run.
+fn timed(name: &str, f: impl FnOnce() -> Result<String>) -> Result<(DrillCheck, Next)> {
+    let began = Instant::now();
+    let result = f();
+    let ms = millis(began.elapsed());
+    match result {
+        Ok(detail) => Ok((
+            DrillCheck {
+                name: name.into(),
+                status: CheckStatus::Passed,
+                detail,
+                ms,
+            },
+            Next::Continue,
+        )),
+        Err(e) if is_cancelled(&e) || is_engine_error(&e) => Err(e),
+        Err(e) => Ok((
+            DrillCheck {
+                name: name.into(),
+                status: CheckStatus::Failed,
+                detail: format!("{e:#}"),
+                ms,
+            },
+            Next::Stop,
+        )),
+    }
+}
+
+fn skipped(name: &str, why: &str) -> (DrillCheck, Next) {
+    (
+        DrillCheck {
+            name: name.into(),
+            status: CheckStatus::Skipped,
+            detail: why.into(),
+            ms: 0,
+        },
+        Next::Continue,
+    )
+}
