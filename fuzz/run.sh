@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-60}
 export RUSTC_BOOTSTRAP=1
 
-# Seeds: the plaintext of real config, key, index, snapshot, lock, deletion-record and list
-# files, pack headers, real and generated Neo4j dumps (tests/it/fuzz_seeds.rs).
+# Seeds: the plaintext of real config, key, index, snapshot, lock, deletion-record,
+# verification-record and list files, pack headers, real and generated Neo4j dumps
+# (tests/it/fuzz_seeds.rs).
 RBK_FUZZ_SEEDS="$PWD/fuzz/corpus" cargo test --release --test it fuzz_seeds -- --quiet
 
 cargo fuzz build -O

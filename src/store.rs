@@ -26,6 +26,7 @@ pub mod repair;
 pub mod repo;
 pub mod stats;
 pub mod time;
+pub mod verification;
 pub mod writer;
 
 pub use error::{Result, StoreError};

@@ -1,4 +1,4 @@
-//! `rbk verify`: is one snapshot whole, down to the shape of each store's file? Reads every byte, writes nothing.
+//! `rbk verify`: is one snapshot whole, down to the shape of each store's file? Reads every byte; only its record is written.
 //!
 //! `check --read-data` proves every blob is intact; that says nothing of whether what was
 //! stored was a good backup. Verify reads a snapshot's parts as a restore would (size and
@@ -6,7 +6,10 @@
 //! walks to its end and matches the counts its header records, a `pg_dump` ends with the
 //! line pg_dump writes last, a SQLite file holds every page its header counts. A snapshot
 //! of a dump cut short (a full disk under the producer, a truncated file) fails here, on a
-//! schedule, instead of on the night it is restored.
+//! schedule, instead of on the night it is restored. The verdict itself writes nothing; the
+//! CLI leaves it in the repository as a verification record (`record.rs`).
+
+pub mod record;
 
 use std::io::{self, Write};
 use std::thread::JoinHandle;

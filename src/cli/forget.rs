@@ -54,7 +54,7 @@ pub fn run(global: &GlobalArgs, args: &ForgetArgs) -> Result<u8> {
                 .map(|e| e.to_string())
         })
         .collect();
-    forget(&repo, &ids)?;
+    let records = forget(&repo, &ids)?;
     let report = if args.prune {
         Some(prune(&repo, &lock, &PruneOptions::default())?)
     } else {
@@ -66,6 +66,7 @@ pub fn run(global: &GlobalArgs, args: &ForgetArgs) -> Result<u8> {
             "removed": ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
             "unreadable": ids.iter().zip(&unreadable).filter(|(_, u)| u.is_some()).map(|(i, _)| i.to_hex()).collect::<Vec<_>>(),
             "reclaim": report,
+            "verifications_removed": records,
         }));
     } else if !global.quiet {
         for (id, unreadable) in ids.iter().zip(&unreadable) {
@@ -77,6 +78,9 @@ pub fn run(global: &GlobalArgs, args: &ForgetArgs) -> Result<u8> {
                 ),
                 None => println!("removed snapshot {}", id.short()),
             }
+        }
+        if records > 0 {
+            println!("removed {records} verification record(s) of those snapshots");
         }
         if let Some(r) = report {
             println!(

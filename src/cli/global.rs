@@ -55,9 +55,9 @@ pub struct GlobalArgs {
         global = true
     )]
     pub progress: ProgressMode,
-    /// Read without taking the repository's lock (restore, check, snapshots, stats, diff,
-    /// key list only): for a repository on a read-only mount, or one this user may read but
-    /// not write. A read-only filesystem is detected and read this way by itself, with a
+    /// Read without taking the repository's lock (restore, check, verify, snapshots, stats,
+    /// diff, key list only; verify then records no verdict): for a repository on a read-only
+    /// mount, or one this user may read but not write. A read-only filesystem is detected and read this way by itself, with a
     /// warning. A prune running meanwhile may remove data being read (the read then fails).
     #[arg(long, global = true)]
     pub no_lock: bool,

@@ -162,10 +162,15 @@ pub fn run(global: &GlobalArgs, args: &PruneArgs) -> Result<u8> {
         dry_run: args.dry_run,
         assume_forgotten: doomed.iter().copied().collect::<HashSet<Id>>(),
     };
-    if !args.dry_run {
-        forget(&repo, &doomed)?;
-    }
-    let report = prune(&repo, &lock, &options)?;
+    let records_forgotten = if args.dry_run {
+        0
+    } else {
+        forget(&repo, &doomed)?
+    };
+    let mut report = prune(&repo, &lock, &options)?;
+    // A dry run counts the forgotten snapshots' records in its plan; a real run removed
+    // them with the snapshots.
+    report.verifications_removed += records_forgotten;
     drop(lock);
     print_outcome(
         global,
@@ -336,6 +341,12 @@ fn print_outcome(
         for w in &report.waiting_for {
             println!("  {}", esc(w));
         }
+    }
+    if report.verifications_removed > 0 {
+        println!(
+            "{} verification record(s) {would}removed: of snapshots that are gone, or unreadable",
+            report.verifications_removed
+        );
     }
     if report.packs_rescued > 0 {
         println!(

@@ -1,12 +1,21 @@
 //! `rbk snapshots`: list what the repository holds.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use clap::Args;
 
 use super::global::GlobalArgs;
 use super::output::{bytes, esc, esc_join, json};
+use crate::store::Id;
+use crate::verify::record;
 
-/// List snapshots, oldest first.
+/// List snapshots, oldest first, each with its latest verification.
+///
+/// The `verified` column shows one verification record per snapshot: the latest
+/// restore test (`restore-tested DATE`), unless a plain `rbk verify` newer than it found the
+/// snapshot bad; else the latest `rbk verify` (`verified DATE`). A failure reads
+/// `FAILED restore-test DATE` or `FAILED verify DATE`; `-` means never verified.
 ///
 /// Example: rbk snapshots --json | jq -r '.[-1].id'
 #[derive(Args, Debug)]
@@ -15,6 +24,18 @@ pub struct SnapshotsArgs {}
 pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
     let repo = global.open()?;
     let all = repo.snapshots()?;
+    // Records are evidence, never needed to restore: one that cannot be read is left out
+    // (`check` reports it), and a `verifications/` that cannot be listed costs the column,
+    // with a warning, not the listing.
+    let verified = repo.latest_verifications().unwrap_or_else(|e| {
+        eprintln!(
+            "warning: verification records not shown: {}",
+            esc(&e.to_string())
+        );
+        Default::default()
+    });
+    let no_records = BTreeMap::new();
+    let records_of = |id: &Id| verified.get(id).unwrap_or(&no_records);
     // A snapshot that cannot be read is damage, whichever way it is shown.
     let code = if all.iter().any(|(_, s)| s.is_err()) {
         super::exit::DAMAGED
@@ -35,6 +56,11 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     "bytes_added": s.stats.bytes_added,
                     "duration_ms": s.stats.duration_ms,
                     "pause_ms": crate::stack::names::pause_ms(s),
+                    "verified": records_of(id).iter().map(|(kind, r)| (kind.clone(), serde_json::json!({
+                        "time": r.record.time,
+                        "passed": r.record.passed(),
+                        "id": r.id.to_hex(),
+                    }))).collect::<serde_json::Map<_, _>>(),
                     "project": project_of(s),
                     "labels": s.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
                     "parts": s.parts.iter().map(|p| serde_json::json!({
@@ -56,9 +82,10 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
             "added",
             "pause",
             "tags",
+            "verified",
             "parts",
         ];
-        let mut rows: Vec<[String; 8]> = Vec::new();
+        let mut rows: Vec<[String; 9]> = Vec::new();
         let mut damaged = Vec::new();
         for (id, s) in &all {
             match s {
@@ -75,6 +102,13 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                     let pause = crate::stack::names::pause_ms(s)
                         .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
                         .unwrap_or_else(|| "-".into());
+                    let records = records_of(id);
+                    let shown = record::headline(
+                        records.get(record::KIND_RESTORE_TEST),
+                        records.get(record::KIND_READ),
+                    )
+                    .map(|r| esc(&record::describe(r)).into_owned())
+                    .unwrap_or_else(|| "-".into());
                     rows.push([
                         id.short(),
                         esc(&crate::store::time::display(&s.time)).into_owned(),
@@ -87,6 +121,7 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                         } else {
                             esc_join(&s.tags, ",")
                         },
+                        shown,
                         parts.join(", "),
                     ]);
                 }
@@ -103,7 +138,7 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let line = |cells: [&str; 8]| -> String {
+        let line = |cells: [&str; 9]| -> String {
             let mut out = String::new();
             for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
                 let pad = w.saturating_sub(cell.chars().count());

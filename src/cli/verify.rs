@@ -5,7 +5,8 @@ use clap::Args;
 
 use super::global::GlobalArgs;
 use super::output::{bytes, esc, json};
-use crate::verify::verify;
+use crate::store::time::now_rfc3339;
+use crate::verify::{record, verify};
 
 /// Read a snapshot as a restore would and check that each store's file is whole.
 ///
@@ -13,7 +14,8 @@ use crate::verify::verify;
 /// backup, and each part's shape is checked on the way: a Neo4j dump's tar walks to its end
 /// and matches the counts its header records; a pg_dump ends with the line pg_dump writes
 /// last and closes every table's data; a SQLite file holds every page its header counts.
-/// Nothing is written. Exit 0 when every part passed, 3 when one did not.
+/// The verdict is recorded in the repository (`rbk snapshots` shows it); nothing else is
+/// written. Exit 0 when every part passed, 3 when one did not.
 ///
 /// Example: rbk verify latest
 #[derive(Args, Debug)]
@@ -40,13 +42,36 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         return super::drill::run(global, args);
     }
     let repo = global.open()?;
-    let _lock = repo.read_lock("verify")?;
+    let lock = repo.read_lock("verify")?;
     global.warn_if_read_unlocked(&repo);
     let started = std::time::Instant::now();
+    let started_at = now_rfc3339();
     let verdict = verify(&repo, &args.snapshot)?;
     let ok = verdict.ok();
+    // Ran to its end, passed or found the backup bad: that is what is recorded. A record
+    // that cannot be written is a warning; the exit code stays the verdict's.
+    let record = record::of_read(&verdict, started_at, started.elapsed());
+    let recorded = if lock.is_none() {
+        eprintln!(
+            "warning: the verification was not recorded in the repository: it was read without a lock (--no-lock, or a read-only filesystem), and rbk writes nothing without one"
+        );
+        None
+    } else {
+        match repo.save_verification(&record) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                eprintln!(
+                    "warning: the verification was not recorded in the repository: {}",
+                    esc(&e.to_string())
+                );
+                None
+            }
+        }
+    };
+    drop(lock);
     if global.json {
         json(&serde_json::json!({
+            "record": recorded.map(|id| id.to_hex()),
             "snapshot": verdict.id.to_hex(),
             "time": verdict.snapshot.time,
             "ok": ok,
@@ -58,7 +83,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
                 "ok": p.ok,
                 "detail": p.detail,
             })).collect::<Vec<_>>(),
-            "duration_ms": started.elapsed().as_millis() as u64,
+            "duration_ms": record.duration_ms,
         }));
     } else {
         if !global.quiet {
@@ -98,6 +123,11 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
                 "{failed} of {} part(s) FAILED: this snapshot would not restore as it was taken",
                 verdict.parts.len()
             );
+        }
+        if let Some(id) = recorded
+            && !global.quiet
+        {
+            println!("recorded as verification {}", id.short());
         }
     }
     Ok(if ok {

@@ -230,8 +230,9 @@ impl Backend for LocalBackend {
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let path = self.path(kind, name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        // Pack folders are made on demand, `deletions/` came with prune, and
-        // `repair index` must work after `index/` itself was deleted.
+        // Pack folders are made on demand, `deletions/` came with prune,
+        // `verifications/` with verification records, and `repair index` must
+        // work after `index/` itself was deleted.
         if kind != FileKind::Config {
             create_private_dir(&dir)?;
         }
@@ -357,6 +358,7 @@ impl Backend for LocalBackend {
             FileKind::Snapshot,
             FileKind::Lock,
             FileKind::Deletion,
+            FileKind::Verification,
         ] {
             for (name, ft) in entries(&self.root.join(kind.dir()))? {
                 if !ft.is_file() {
@@ -412,6 +414,7 @@ impl Backend for LocalBackend {
             FileKind::Snapshot,
             FileKind::Lock,
             FileKind::Deletion,
+            FileKind::Verification,
         ] {
             create_private_dir(&self.root.join(kind.dir()))?;
         }

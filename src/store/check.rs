@@ -250,6 +250,25 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         });
     }
 
+    // Evidence of past verifications, which no restore needs: one that cannot be read is
+    // not damage to any backup, only a proof lost.
+    for (id, record) in repo.verifications()? {
+        let why = match record {
+            Ok(_) => continue,
+            Err(e @ StoreError::UnsupportedVersion { .. }) => format!("{e}; a newer rbk reads it"),
+            Err(e) if e.is_damage() => format!(
+                "unreadable ({e}); it only recorded a verification, which no backup needs: the next prune removes it"
+            ),
+            Err(e) => {
+                format!("unreadable ({e}); it only recorded a verification, which no backup needs")
+            }
+        };
+        report.warnings.push(Problem {
+            file: FileKind::Verification.path_of(&id.to_hex()),
+            detail: why,
+        });
+    }
+
     for (name, lock) in list_locks(backend.as_ref(), repo.crypto())? {
         if let Err(e) = lock {
             report.warnings.push(Problem {

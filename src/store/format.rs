@@ -21,6 +21,8 @@ pub enum FileKind {
     Lock,
     /// Packs prune has taken out of the index, waiting to be deleted.
     Deletion,
+    /// The outcome of a verification of one snapshot (`verification.rs`).
+    Verification,
 }
 
 impl FileKind {
@@ -34,6 +36,7 @@ impl FileKind {
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
             FileKind::Deletion => "deletions",
+            FileKind::Verification => "verifications",
         }
     }
 
@@ -46,6 +49,7 @@ impl FileKind {
             FileKind::Snapshot => b"rbk:snapshot",
             FileKind::Lock => b"rbk:lock",
             FileKind::Deletion => b"rbk:deletion",
+            FileKind::Verification => b"rbk:verification",
         }
     }
 
@@ -64,6 +68,9 @@ impl FileKind {
             FileKind::Index => 256 * MIB,
             // 32 bytes per pack.
             FileKind::Deletion => 64 * MIB,
+            // A few names and one line per check: a few KiB. Writers refuse more, so a
+            // record they wrote is never one readers refuse.
+            FileKind::Verification => MIB,
             // The largest pack target (512 MiB), one more blob, the header.
             FileKind::Pack => 1024 * MIB,
         }

@@ -101,16 +101,21 @@ pub struct PruneReport {
     pub index_files_written: usize,
     pub index_files_removed: usize,
     pub temp_files_removed: usize,
+    /// Verification records removed (or that would be): of snapshots that are gone, or damaged.
+    pub verifications_removed: usize,
     pub duration_ms: u64,
 }
 
-/// Removes snapshot files (the manifests only; `prune` reclaims their data).
+/// Removes snapshot files (the manifests only; `prune` reclaims their data), then the
+/// verification records of snapshots that no longer exist; returns how many records went.
 /// The caller holds a prune lock.
-pub fn forget(repo: &Repository, ids: &[Id]) -> Result<()> {
+pub fn forget(repo: &Repository, ids: &[Id]) -> Result<usize> {
     for id in ids {
         repo.backend().remove(FileKind::Snapshot, &id.to_hex())?;
     }
-    Ok(())
+    // After the snapshots: a record is never needed, and one left by a crash in between is
+    // an orphan the next prune removes.
+    repo.remove_orphaned_verifications()
 }
 
 /// Reclaims space. The caller holds `lock`, a prune lock.
@@ -129,6 +134,11 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
     let (ready, waiting): (Vec<_>, Vec<_>) = records
         .drain(..)
         .partition(|(_, r)| r.waiting_for.iter().all(|h| !holders.contains(h)));
+
+    // Verification records, read before the snapshots are listed: a record is written
+    // after its snapshot, so every record read here is about a snapshot listed next,
+    // unless that snapshot was forgotten.
+    let subjects = repo.verification_subjects()?;
 
     // What the snapshots need. A blob missing from the index may sit in a
     // pack an earlier prune condemned, if its snapshot committed during that
@@ -188,6 +198,14 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
         if !options.dry_run {
             backend.remove(FileKind::Deletion, name)?;
         }
+    }
+    // Records of snapshots that are gone (or, in a dry run, would be), and records that
+    // cannot be read: no restore needs either.
+    let stale = subjects.stale(|s| state.snapshots.contains(s));
+    report.verifications_removed = stale.orphaned.len() + stale.damaged.len();
+    if !options.dry_run {
+        repo.remove_verifications(&stale.orphaned)?;
+        repo.remove_verifications(&stale.damaged)?;
     }
     let mut pending: HashSet<Id> = waiting
         .iter()

@@ -15,6 +15,7 @@ use rbk::store::keys::KeyFile;
 use rbk::store::lock::{LOCK_VERSION, LockInfo, list_locks};
 use rbk::store::manifest::{SNAPSHOT_VERSION, Snapshot, decode_list};
 use rbk::store::prune::DELETION_VERSION;
+use rbk::store::verification::VERIFICATION_VERSION;
 
 use crate::util::*;
 
@@ -24,7 +25,7 @@ fn write_seed(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
     fs::write(d.join(name), bytes).expect("write seed");
 }
 
-/// `decode_files` picks its decoder by the first byte (mod 8): this is that byte.
+/// `decode_files` picks its decoder by the first byte (mod 9): this is that byte.
 fn tagged(which: u8, plain: &[u8]) -> Vec<u8> {
     let mut v = vec![which];
     v.extend_from_slice(plain);
@@ -54,7 +55,7 @@ fn fuzz_seed_corpora_come_from_real_files() {
         .unwrap_or_else(|| tmp.path().to_path_buf());
 
     // A repository with snapshots, a forgotten one (so prune leaves a deletion record
-    // while a lock is held), and a lock.
+    // while a lock is held), a verification record, and a lock.
     let env = Env::new();
     let a = semi_compressible(2 * MIB, 1);
     let pa = env.write("a.bin", &a);
@@ -63,6 +64,7 @@ fn fuzz_seed_corpora_come_from_real_files() {
     let pb = env.write("b.bin", &b);
     env.snapshot(&["--path", pb.to_str().unwrap(), "--tag", "t"]);
     env.ok(&["forget", &first]);
+    env.ok(&["verify", "latest"]);
     let repo = env.open();
     let held = repo.lock(false, "it: fuzz seeds").expect("lock");
     env.ok(&["prune", "--reclaim-only"]);
@@ -159,6 +161,19 @@ fn fuzz_seed_corpora_come_from_real_files() {
         records > 0,
         "prune waited for the held lock and left a record"
     );
+    let mut verifications = 0;
+    for (id, record) in repo.verifications().expect("verifications") {
+        let record = record.expect("verification record");
+        structured_seed(
+            &out,
+            &format!("verification-{id}"),
+            8,
+            VERIFICATION_VERSION,
+            &record,
+        );
+        verifications += 1;
+    }
+    assert!(verifications > 0, "verify left a record");
     drop(held);
 
     // Dumps: each format, generated; and the real fixtures when present.

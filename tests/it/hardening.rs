@@ -56,8 +56,16 @@ fn repository_files_are_private_whatever_the_umask() {
         ],
     );
     assert_eq!(r.code, EXIT_OK, "{}", r.all());
+    // A verification record (of the snapshot prune keeps) in `verifications/`.
+    let r = with_umask_022(&env, &["verify", "latest"]);
+    assert_eq!(r.code, EXIT_OK, "{}", r.all());
     let r = with_umask_022(&env, &["prune", "--keep-last", "1", "--max-unused", "0%"]);
     assert_eq!(r.code, EXIT_OK, "{}", r.all());
+    assert_eq!(
+        names_in(&env.repo.join("verifications")).len(),
+        1,
+        "the record is kept with its snapshot"
+    );
     let mut stack = vec![env.repo.clone()];
     let mut seen = 0;
     while let Some(dir) = stack.pop() {
@@ -75,8 +83,8 @@ fn repository_files_are_private_whatever_the_umask() {
         }
     }
     assert!(
-        seen >= 6,
-        "config, 2 keys, a pack, an index, a snapshot: {seen} files"
+        seen >= 7,
+        "config, 2 keys, a pack, an index, a snapshot, a verification: {seen} files"
     );
 }
 
@@ -302,6 +310,8 @@ fn a_read_only_repository_can_be_restored_and_checked() {
         vec!["check", "--read-data"],
         vec!["key", "list"],
         vec!["restore", "latest", "--to", out_s],
+        // It cannot record its verdict there: a warning, and the verdict's exit code.
+        vec!["verify", "latest"],
     ] {
         let r = read_only(&env, &args);
         assert_eq!(

@@ -35,6 +35,9 @@ impl Fixture {
         let first = id_of(&env.snapshot(&["--path", input.to_str().unwrap()]));
         env.write("metadata.sql", &semi_compressible(300 * 1024, 62));
         let second = id_of(&env.snapshot(&["--path", input.to_str().unwrap()]));
+        // A real verification record beside whatever is planted, for the commands that read
+        // them (snapshots, check, prune) to read.
+        env.ok(&["verify", &first[..8]]);
         let outside = env.write("outside-secret", b"root's secret, mode 0600\n");
         fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).unwrap();
         Fixture {
@@ -67,6 +70,7 @@ impl Fixture {
             s(&["check", "--read-data"]),
             s(&["restore", &a[..8], "--to", &format!("{out}/a")]),
             s(&["restore", "latest", "--to", &format!("{out}/latest")]),
+            s(&["verify", "latest"]),
             s(&["snapshot", "--path", self.input.to_str().unwrap()]),
             s(&["key", "list"]),
             s(&["prune", "--keep-last", "5", "--dry-run"]),
@@ -283,6 +287,11 @@ fn planted_in_locks() {
 #[test]
 fn planted_in_deletions() {
     every_plant_in("deletions");
+}
+
+#[test]
+fn planted_in_verifications() {
+    every_plant_in("verifications");
 }
 
 /// A copy of the repository's key file with other Argon2id parameters (it opens with no

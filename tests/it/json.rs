@@ -61,6 +61,9 @@ pub struct Rules {
     pub nullable: &'static [&'static str],
     /// Objects whose keys are data (labels), with string values.
     pub maps: &'static [&'static str],
+    /// Objects whose keys are data (verification kinds), each value of the shape of one of
+    /// the values the docs show there.
+    pub keyed: &'static [&'static str],
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -104,6 +107,21 @@ fn shape_diff(actual: &Value, doc: &Value, rules: Rules, path: &str) -> Vec<Stri
             .filter(|(_, v)| !v.is_string())
             .map(|(k, v)| format!("{at}.{k}: {} in a map of strings", kind(v)))
             .collect(),
+        (Value::Object(a), Value::Object(d)) if rules.keyed.contains(&path) => {
+            let elem = join(path, "*");
+            let mut out = Vec::new();
+            for (k, x) in a {
+                let tries: Vec<Vec<String>> =
+                    d.values().map(|y| shape_diff(x, y, rules, &elem)).collect();
+                if !tries.iter().any(Vec::is_empty) {
+                    out.push(format!("{at}.{k} has the shape of no documented value:"));
+                    out.extend(tries.into_iter().next().unwrap_or_else(|| {
+                        vec!["the docs show no value to compare with".to_string()]
+                    }));
+                }
+            }
+            out
+        }
         (Value::Object(a), Value::Object(d)) => {
             let (ak, dk): (BTreeSet<&String>, BTreeSet<&String>) =
                 (a.keys().collect(), d.keys().collect());
@@ -187,34 +205,47 @@ fn assert_failed_with(r: &Run, code: i32, what: &str) {
 const NONE: Rules = Rules {
     nullable: &[],
     maps: &[],
+    keyed: &[],
 };
 const SNAPSHOT: Rules = Rules {
     nullable: &["pause_ms"],
     maps: &[],
+    keyed: &[],
 };
-const SNAPSHOTS: Rules = Rules {
+pub const SNAPSHOTS: Rules = Rules {
     nullable: &["[].pause_ms", "[].project"],
     maps: &["[].labels"],
+    keyed: &["[].verified"],
 };
 const STATS: Rules = Rules {
     nullable: &["dedup_ratio", "compression_ratio"],
     maps: &[],
+    keyed: &[],
 };
 const DIFF: Rules = Rules {
     nullable: &["parts[].a", "parts[].b"],
     maps: &[],
+    keyed: &[],
 };
 const PRUNE: Rules = Rules {
     nullable: &["policy"],
     maps: &[],
+    keyed: &[],
 };
 const FORGET: Rules = Rules {
     nullable: &["reclaim"],
     maps: &[],
+    keyed: &[],
+};
+const VERIFY: Rules = Rules {
+    nullable: &["record"],
+    maps: &[],
+    keyed: &[],
 };
 const REPAIR_SNAPSHOTS: Rules = Rules {
     nullable: &["repaired[].new_id"],
     maps: &[],
+    keyed: &[],
 };
 
 // ---------------------------------------------------------------- the checker and the docs
@@ -224,17 +255,29 @@ const REPAIR_SNAPSHOTS: Rules = Rules {
 fn the_shape_checker_catches_every_kind_of_drift() {
     let doc = serde_json::json!({
         "id": "ab", "n": 1, "ratio": 1.5, "ok": true, "maybe": null,
-        "parts": [{"name": "a", "size": 2}], "none": [], "labels": {"k": "v"}
+        "parts": [{"name": "a", "size": 2}], "none": [], "labels": {"k": "v"},
+        "kinds": {"read": {"ok": true}}
     });
     let rules = Rules {
         nullable: &["maybe"],
         maps: &["labels"],
+        keyed: &["kinds"],
     };
     let same = serde_json::json!({
         "id": "cd", "n": 7, "ratio": 2.25, "ok": false, "maybe": {"x": 1},
         "parts": [{"name": "b", "size": 3}, {"name": "c", "size": 0}], "none": [],
-        "labels": {"other": "w"}
+        "labels": {"other": "w"}, "kinds": {"drill": {"ok": false}, "read": {"ok": true}}
     });
+    assert_eq!(
+        shape_diff(
+            &serde_json::json!({"kinds": {}}),
+            &serde_json::json!({"kinds": {"read": {"ok": true}}}),
+            rules,
+            ""
+        ),
+        Vec::<String>::new(),
+        "a keyed object may be empty"
+    );
     assert_eq!(shape_diff(&same, &doc, rules, ""), Vec::<String>::new());
     let drifted = [
         ("a missing key", serde_json::json!({"n": 1})),
@@ -253,6 +296,14 @@ fn the_shape_checker_catches_every_kind_of_drift() {
         (
             "a map value that is not a string",
             serde_json::json!({"labels": {"k": 1}}),
+        ),
+        (
+            "a keyed value of another shape",
+            serde_json::json!({"kinds": {"read": {"ok": "yes"}}}),
+        ),
+        (
+            "a keyed value with a key the docs lack",
+            serde_json::json!({"kinds": {"read": {"ok": true, "extra": 1}}}),
         ),
     ];
     for (what, change) in drifted {
@@ -294,6 +345,7 @@ fn json_md_documents_every_command() {
         "key-passwd",
         "snapshot",
         "snapshots",
+        "verify",
         "restore-to",
         "restore-host",
         "restore-host-dry-run",
@@ -433,8 +485,15 @@ fn snapshot_listing_diff_stats_and_restore_output_match_the_docs() {
         "snapshot",
         SNAPSHOT,
     );
+    let verified = json_run(&env, &["verify", &id_of(&first)], EXIT_OK, "verify", VERIFY);
+    assert!(verified["record"].is_string(), "{verified}");
     let list = json_run(&env, &["snapshots"], EXIT_OK, "snapshots", SNAPSHOTS);
     assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(
+        list[0]["verified"]["read"]["id"], verified["record"],
+        "{list}"
+    );
+    assert_eq!(list[1]["verified"], serde_json::json!({}), "{list}");
     let d = json_run(
         &env,
         &["diff", &id_of(&first), "latest"],

@@ -35,4 +35,5 @@ mod stats;
 mod tamper;
 mod usage;
 mod util;
+mod verifications;
 mod verify;

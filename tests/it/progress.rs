@@ -118,6 +118,7 @@ fn events(stderr: &str) -> Vec<Value> {
     let rules = Rules {
         nullable: &["total"],
         maps: &[],
+        keyed: &[],
     };
     for e in &events {
         assert_shape(e, "progress-event", rules);
