@@ -81,6 +81,9 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
             );
         }
         let took = report.duration_ms as f64 / 1000.0;
+        if let (Some(record), false) = (&report.record, global.quiet) {
+            println!("recorded as verification {}", &record[..8]);
+        }
         if report.passed {
             if !global.quiet {
                 println!(

@@ -30,7 +30,9 @@ use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PA
 use crate::stack::stale_drills::{drill_id, remove_stale_drills};
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
+use crate::store::verification::{Check, Verification};
 use crate::store::{Id, Repository};
+use crate::verify::record::KIND_RESTORE_TEST;
 use world::{Copy, TeardownGuard, World};
 
 #[derive(Debug, Clone)]
@@ -76,6 +78,8 @@ pub struct DrillReport {
     /// What the teardown removed.
     pub removed: Removed,
     pub warnings: Vec<String>,
+    /// The verification record written to the repository (`rbk snapshots` shows it).
+    pub record: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -110,7 +114,8 @@ pub fn restore_test(
         .build()
         .context("starting the async runtime")?;
     let engine = rt.block_on(Engine::connect())?;
-    let _lock = repo.read_lock("verify --restore-test")?;
+    let started_at = crate::store::time::now_rfc3339();
+    let lock = repo.read_lock("verify --restore-test")?;
     let (id, snap) = repo.find_snapshot(wanted)?;
     let index = repo.load_index()?;
     let stack = rt.block_on(discover(&engine, &options.stack))?;
@@ -164,12 +169,51 @@ pub fn restore_test(
     }
     checks.sort_by_key(|c| CHECKS.iter().position(|n| *n == c.name));
     warnings.extend(world.warnings);
+    let passed = !checks.iter().any(|c| c.status == CheckStatus::Failed);
+    // Ran to its end, passed or found the backup bad: that is what is recorded (a drill
+    // that could not run returned above). A record that cannot be written is a warning.
+    let record = Verification::new(
+        id,
+        KIND_RESTORE_TEST,
+        started_at,
+        began.elapsed(),
+        checks
+            .iter()
+            .map(|c| Check {
+                name: c.name.clone(),
+                passed: c.status != CheckStatus::Failed,
+                detail: match c.status {
+                    CheckStatus::Skipped => format!("skipped: {}", c.detail),
+                    _ => c.detail.clone(),
+                },
+            })
+            .collect(),
+    );
+    let recorded = match lock {
+        None => {
+            warnings.push(
+                "the drill was not recorded in the repository: it was read without a lock (--no-lock, or a read-only filesystem), and rbk writes nothing without one"
+                    .into(),
+            );
+            None
+        }
+        Some(_) => match repo.save_verification(&record) {
+            Ok(id) => Some(id.to_hex()),
+            Err(e) => {
+                warnings.push(format!(
+                    "the drill was not recorded in the repository: {e:#}"
+                ));
+                None
+            }
+        },
+    };
     Ok(DrillReport {
+        record: recorded,
         snapshot: id.to_hex(),
         snapshot_time: snap.time.clone(),
         project: stack.project.clone(),
         drill: drill.id().to_string(),
-        passed: !checks.iter().any(|c| c.status == CheckStatus::Failed),
+        passed,
         checks,
         images: world.images.into_iter().collect(),
         duration_ms: millis(began.elapsed()),

@@ -107,6 +107,21 @@ fn a_drill_of_a_good_snapshot_passes_every_check_and_leaves_the_stack_alone() {
     assert_eq!(r.code, EXIT_OK, "{}", r.all());
     assert_contains(&r.stdout, "ok    graph counts", "text report");
     assert_contains(&r.stdout, "passed in", "text report");
+    // Recorded in the repository: the listing shows the snapshot as restore-tested.
+    let listed = list(&env);
+    assert_eq!(
+        listed[0]["verified"]["restore-test"]["passed"], true,
+        "{}",
+        listed[0]
+    );
+    assert_eq!(
+        listed[0]["verified"]["restore-test"]["id"]
+            .as_str()
+            .map(|s| s.len()),
+        Some(64)
+    );
+    let table = rbk_ok(&env, &["snapshots"]);
+    assert_contains(&table.stdout, "restore-tested", "snapshots");
 }
 
 #[test]
@@ -130,9 +145,13 @@ fn a_drill_of_a_damaged_graph_fails_with_exit_3_and_names_the_check() {
         "-100",
         "/data/databases/neo4j/neostore.nodestore.db",
     ]);
+    // Both fully up again before the snapshot stops them: a stand-in stopped while it
+    // starts has no SIGTERM handler yet and would sit out the whole stop timeout.
     docker(&["start", &stack.neo4j()]);
-    stack.wait_running(&["neo4j"]);
+    stack.wait_graph();
+    let hb = stack.max_heartbeat();
     docker(&["start", &stack.rushdb()]);
+    stack.wait_heartbeats(hb);
     let env = Env::new();
     stack_snapshot(&env, &[]);
     // The plain verification cannot see it: the dump is a well-formed dump of a bad store.
@@ -160,6 +179,8 @@ fn a_drill_of_a_damaged_graph_fails_with_exit_3_and_names_the_check() {
     let text = rbk(&env, &["verify", "latest", "--restore-test"]);
     assert_eq!(text.code, EXIT_DAMAGED, "{}", text.all());
     assert_contains(&text.stdout, "FAIL  neo4j consistency", "text report");
+    let table = rbk_ok(&env, &["snapshots"]);
+    assert_contains(&table.stdout, "FAILED restore-test", "snapshots");
 }
 
 /// SIGTERM while the drill's containers exist: exit 130, nothing of the drill left, the
