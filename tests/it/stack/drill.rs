@@ -66,6 +66,15 @@ fn a_drill_of_a_good_snapshot_passes_every_check_and_leaves_the_stack_alone() {
     let took = began.elapsed();
     assert_eq!(r.code, EXIT_OK, "{}", r.all());
     let report = r.json();
+    crate::json::assert_shape(
+        &report,
+        "verify-restore-test",
+        crate::json::Rules {
+            nullable: &["record"],
+            maps: &["images"],
+            ..Default::default()
+        },
+    );
     let checks = checks(&report);
     for name in [
         "encryption key",
