@@ -33,6 +33,7 @@ use crate::store::manifest::{Part, Snapshot};
 use crate::store::verification::{Check, Verification};
 use crate::store::{Id, Repository};
 use crate::verify::record::KIND_RESTORE_TEST;
+use wait::Probe;
 use world::{Copy, TeardownGuard, World};
 
 #[derive(Debug, Clone)]
@@ -476,7 +477,7 @@ impl Drilled<'_> {
                 self.cancel(),
                 self.options.timeout,
                 || {
-                    let probe = self.engine.exec_output(
+                    let ready = self.engine.exec_output(
                         pg,
                         ["pg_isready", "-h", "127.0.0.1", "-U", &target.user]
                             .map(str::to_string)
@@ -485,7 +486,7 @@ impl Drilled<'_> {
                         None,
                         Duration::from_secs(10),
                     );
-                    Ok(self.rt.block_on(probe).is_ok())
+                    wait::probe(self.rt.block_on(ready).map(|_| true))
                 },
             )
             .context("starting the drill's Postgres")?;
@@ -549,7 +550,7 @@ impl Drilled<'_> {
                 neo4j,
                 self.cancel(),
                 self.options.timeout,
-                || Ok(self.rt.block_on(db.counts(self.engine)).is_ok()),
+                || wait::probe(self.rt.block_on(db.counts(self.engine)).map(|_| true)),
             )?;
             Ok(format!("{} answered with the restored store", neo4j.name))
         })
@@ -627,7 +628,6 @@ impl Drilled<'_> {
         timed("rushdb health", || {
             self.rt.block_on(self.engine.start(rushdb))?;
             let port = rushdb::port_of(rushdb);
-            let mut last = 0;
             let answered = wait::until(
                 self.cancel(),
                 self.options.timeout,
@@ -637,19 +637,24 @@ impl Drilled<'_> {
                     if let (false, Some(code)) = (health.running, health.exit_code) {
                         bail!("{} exited with status {code}", rushdb.name);
                     }
-                    let Some(ip) = self
+                    let address = self
                         .rt
-                        .block_on(self.engine.address_on(rushdb, &self.world.network))?
-                    else {
-                        return Ok(false);
+                        .block_on(self.engine.address_on(rushdb, &self.world.network))?;
+                    let Some(ip) = address else {
+                        return Ok(Probe::NotYet("no address on the drill network yet".into()));
                     };
-                    last = rushdb::health(SocketAddr::new(ip, port), Duration::from_secs(2))?;
-                    Ok(last == 200)
+                    Ok(
+                        match rushdb::health(SocketAddr::new(ip, port), Duration::from_secs(2)) {
+                            Ok(200) => Probe::Ready,
+                            Ok(status) => Probe::NotYet(format!("last status {status}")),
+                            Err(e) => Probe::NotYet(format!("{e:#}")),
+                        },
+                    )
                 },
             );
             if let Err(e) = answered {
                 let logs = self.rt.block_on(self.engine.log_tail(rushdb, 20));
-                return Err(e.context(format!("last status {last}; its last lines:\n{logs}")));
+                return Err(e.context(format!("the last lines of {}:\n{logs}", rushdb.name)));
             }
             Ok(format!("GET /health answered 200 on port {port}"))
         })

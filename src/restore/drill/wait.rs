@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use tokio::runtime::Runtime;
 
 use crate::cancel::Cancel;
@@ -11,71 +11,68 @@ use crate::source::docker::{ContainerInfo, Engine};
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Waits until `c` is ready: healthy by its own healthcheck or, without one, when `probe`
-/// answers `Ok(true)` (a probe's error only means "not yet"; the last one is in the
-/// message if time runs out). Fails, with the container's last log lines, when it exits
-/// or the limit passes, and with `Cancelled` on a signal.
+/// What one look found.
+pub(super) enum Probe {
+    Ready,
+    /// Not yet, and why (shown if time runs out).
+    NotYet(String),
+}
+
+/// A probe that answers `Ok(true)` when ready; its errors only mean "not yet".
+pub(super) fn probe(answer: Result<bool>) -> Probe {
+    match answer {
+        Ok(true) => Probe::Ready,
+        Ok(false) => Probe::NotYet("no answer yet".into()),
+        Err(e) => Probe::NotYet(format!("{e:#}")),
+    }
+}
+
+/// Waits until `c` is ready: healthy by its own healthcheck or, without one, when `ready`
+/// says so. Fails, with the container's last log lines, when it exits or the limit passes,
+/// and with `Cancelled` on a signal.
 pub(super) fn until_ready(
     rt: &Runtime,
     engine: &Engine,
     c: &ContainerInfo,
     cancel: &Cancel,
     limit: Duration,
-    mut probe: impl FnMut() -> Result<bool>,
+    mut ready: impl FnMut() -> Probe,
 ) -> Result<()> {
-    let began = Instant::now();
-    let mut last = String::from("no answer yet");
-    loop {
-        cancel.check()?;
+    let waited = until(cancel, limit, &format!("{} was not ready", c.name), || {
         let health = rt.block_on(engine.health(c))?;
-        if !health.running && health.exit_code.is_some() {
-            let logs = rt.block_on(engine.log_tail(c, 20));
-            bail!(
-                "{} exited with status {} before it was ready; its last lines:\n{logs}",
-                c.name,
-                health.exit_code.unwrap_or(-1)
-            );
+        if let (false, Some(code)) = (health.running, health.exit_code) {
+            bail!("{} exited with status {code} before it was ready", c.name);
         }
-        match health.status.as_deref() {
-            Some("healthy") => return Ok(()),
-            Some(other) => last = format!("its healthcheck says {other}"),
-            None if health.running => match probe() {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(e) => last = format!("{e:#}"),
-            },
-            None => {}
-        }
-        if began.elapsed() > limit {
-            let logs = rt.block_on(engine.log_tail(c, 20));
-            return Err(anyhow!(
-                "{} was not ready within {} s ({last}); its last lines:\n{logs}",
-                c.name,
-                limit.as_secs()
-            ));
-        }
-        std::thread::sleep(POLL);
-    }
+        Ok(match health.status.as_deref() {
+            Some("healthy") => Probe::Ready,
+            Some(other) => Probe::NotYet(format!("its healthcheck says {other}")),
+            None if health.running => ready(),
+            None => Probe::NotYet("not running yet".into()),
+        })
+    });
+    waited.map_err(|e| {
+        let logs = rt.block_on(engine.log_tail(c, 20));
+        e.context(format!("the last lines of {}:\n{logs}", c.name))
+    })
 }
 
-/// Polls `probe` until it answers `Ok(true)`, like [`until_ready`] without a container.
+/// Looks until `look` finds it ready; an error from `look` ends the wait, as do a signal and
+/// the limit (`what` says what did not happen in time).
 pub(super) fn until(
     cancel: &Cancel,
     limit: Duration,
     what: &str,
-    mut probe: impl FnMut() -> Result<bool>,
+    mut look: impl FnMut() -> Result<Probe>,
 ) -> Result<()> {
     let began = Instant::now();
-    let mut last = String::from("no answer yet");
     loop {
         cancel.check()?;
-        match probe() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = format!("{e:#}"),
-        }
+        let why = match look()? {
+            Probe::Ready => return Ok(()),
+            Probe::NotYet(why) => why,
+        };
         if began.elapsed() > limit {
-            bail!("{what} within {} s: {last}", limit.as_secs());
+            bail!("{what} within {} s: {why}", limit.as_secs());
         }
         std::thread::sleep(POLL);
     }
