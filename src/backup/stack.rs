@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::{INTERRUPTED_AFTER_PAUSE, INTERRUPTED_IN_PAUSE, new_snapshot, store_reader};
 use crate::cancel::Cancel;
 use crate::progress::Unit;
-use crate::source::docker::{ContainerInfo, Engine};
+use crate::source::docker::Engine;
 use crate::source::neo4j::{self, Database, Edition};
-use crate::source::stream::byte_stream;
+use crate::source::stream::{ByteSender, byte_stream};
 use crate::stack::discover::{
     GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
 };
@@ -367,29 +367,44 @@ fn dump_graph(
     let GraphStore::Bundled { container, .. } = graph else {
         return Ok(None);
     };
-    let (tx, stream) = byte_stream();
     let cmd = neo4j::dump_command(database);
     let origin = format!("docker:{} {}", container.name, cmd.join(" "));
     // Both editions dump from a one-off container with Neo4j's volumes, as the database is
     // not in use either way. On Enterprise this rather than `exec` in the running server:
     // removing the one-off (on Ctrl-C or SIGTERM, see pause.rs) is what ends a dump that
     // still holds the database, and the engine has no call that kills an exec'd process.
-    let producer = {
-        let engine = engine.clone();
-        let container: ContainerInfo = (**container).clone();
-        rt.spawn(async move {
-            engine
-                .run_oneoff(&container, cmd, vec![], Some(tx), None)
-                .await
-        })
+    let (engine, container) = (engine.clone(), (**container).clone());
+    let produce = |tx| async move {
+        engine
+            .run_oneoff(&container, cmd, vec![], Some(tx), None)
+            .await
     };
-    let stored = store_reader(writer, PART_GRAPH, origin, stream, None, false);
+    store_produced(rt, writer, (PART_GRAPH, origin, None, false), produce).map(Some)
+}
+
+/// Runs a producer on the runtime, which writes a part's stream into the sender it is given,
+/// while this thread stores what it writes (neither waits for a temporary file). `part` is
+/// the part's name, its origin, its size if known (for progress), and whether it is stored
+/// as it is. The part is returned only when both the store and the producer succeeded.
+fn store_produced<F, T>(
+    rt: &tokio::runtime::Runtime,
+    writer: &SnapshotWriter<'_>,
+    (name, origin, size, raw): (&str, String, Option<u64>, bool),
+    produce: impl FnOnce(ByteSender) -> F,
+) -> Result<Part>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, stream) = byte_stream();
+    let producer = rt.spawn(produce(tx));
+    let stored = store_reader(writer, name, origin, stream, size, raw);
     let produced = rt
         .block_on(producer)
-        .map_err(|e| anyhow!("the dump task failed: {e}"))?;
-    let part = stored.with_context(|| format!("part {PART_GRAPH}"))?;
-    produced.with_context(|| format!("part {PART_GRAPH}"))?;
-    Ok(Some(part))
+        .map_err(|e| anyhow!("the task producing {name} failed: {e}"))?;
+    let part = stored.with_context(|| format!("part {name}"))?;
+    produced.with_context(|| format!("part {name}"))?;
+    Ok(part)
 }
 
 fn dump_sql(
@@ -398,19 +413,16 @@ fn dump_sql(
     stack: &Stack,
     writer: &SnapshotWriter<'_>,
 ) -> Result<Option<Part>> {
-    let (tx, stream) = byte_stream();
     let engine = engine.clone();
-    let (name, origin, size, producer) = match &stack.sql {
+    // SQL is stored as it is: a plain dump deduplicates, and a SQLite file is not a Neo4j dump.
+    match &stack.sql {
         SqlStore::Postgres { container, target } => {
             let cmd = target.dump_command();
             let origin = format!("docker:{} {}", container.name, cmd.join(" "));
             let (c, env) = (container.clone(), target.env());
-            (
-                PART_POSTGRES,
-                origin,
-                None,
-                rt.spawn(async move { engine.exec_to_stream(&c, cmd, env, tx).await.map(|_| ()) }),
-            )
+            let produce =
+                |tx| async move { engine.exec_to_stream(&c, cmd, env, tx).await.map(|_| ()) };
+            store_produced(rt, writer, (PART_POSTGRES, origin, None, true), produce).map(Some)
         }
         SqlStore::Sqlite { path, .. } => {
             let origin = format!("docker:{}:{path}", stack.rushdb.name);
@@ -420,22 +432,10 @@ fn dump_sql(
                 .ok()
                 .flatten();
             let (c, p) = (stack.rushdb.clone(), path.clone());
-            (
-                PART_SQLITE,
-                origin,
-                size,
-                rt.spawn(async move { engine.download_file(&c, &p, tx).await }),
-            )
+            let produce = |tx| async move { engine.download_file(&c, &p, tx).await };
+            store_produced(rt, writer, (PART_SQLITE, origin, size, true), produce).map(Some)
         }
-    };
-    // SQL is stored as it is: a plain dump deduplicates, and a SQLite file is not a Neo4j dump.
-    let stored = store_reader(writer, name, origin, stream, size, true);
-    let produced = rt
-        .block_on(producer)
-        .map_err(|e| anyhow!("the dump task failed: {e}"))?;
-    let part = stored.with_context(|| format!("part {name}"))?;
-    produced.with_context(|| format!("part {name}"))?;
-    Ok(Some(part))
+    }
 }
 
 /// The SQLite WAL, if RushDB left a non-empty one (it was killed, not
@@ -455,19 +455,16 @@ fn sqlite_wal(
         Some(size) if size > 0 => size,
         _ => return Ok(None),
     };
-    let (tx, stream) = byte_stream();
     let origin = format!("docker:{}:{wal}", stack.rushdb.name);
-    let producer = {
-        let (engine, c) = (engine.clone(), stack.rushdb.clone());
-        rt.spawn(async move { engine.download_file(&c, &wal, tx).await })
-    };
-    let stored = store_reader(writer, PART_SQLITE_WAL, origin, stream, Some(size), true);
-    let produced = rt
-        .block_on(producer)
-        .map_err(|e| anyhow!("the copy task failed: {e}"))?;
-    let part = stored.with_context(|| format!("part {PART_SQLITE_WAL}"))?;
-    produced.with_context(|| format!("part {PART_SQLITE_WAL}"))?;
-    Ok(Some(part))
+    let (engine, c) = (engine.clone(), stack.rushdb.clone());
+    let produce = |tx| async move { engine.download_file(&c, &wal, tx).await };
+    store_produced(
+        rt,
+        writer,
+        (PART_SQLITE_WAL, origin, Some(size), true),
+        produce,
+    )
+    .map(Some)
 }
 
 /// Archives each volume in turn (they are small beside the dumps, and each one-off container
@@ -481,25 +478,17 @@ fn archive_volumes(
     let mut parts = Vec::new();
     for v in volumes {
         let name = volume_part(&v.name);
-        let (tx, stream) = byte_stream();
         let origin = format!(
             "docker:volume {} ({}:{})",
             v.mount.source, v.owner.name, v.mount.target
         );
-        let producer = {
-            let (engine, v) = (engine.clone(), v.clone());
-            rt.spawn(async move {
-                engine
-                    .run_on_volume(&v.owner, &v.mount, true, VOLUME_TAR, Some(tx), None)
-                    .await
-            })
+        let (engine, v) = (engine.clone(), v.clone());
+        let produce = |tx| async move {
+            engine
+                .run_on_volume(&v.owner, &v.mount, true, VOLUME_TAR, Some(tx), None)
+                .await
         };
-        let stored = store_reader(writer, &name, origin, stream, None, true);
-        let produced = rt
-            .block_on(producer)
-            .map_err(|e| anyhow!("the archiving task failed: {e}"))?;
-        let part = stored.with_context(|| format!("part {name}"))?;
-        produced.with_context(|| format!("part {name}"))?;
+        let part = store_produced(rt, writer, (&name, origin, None, true), produce)?;
         parts.push(part);
     }
     Ok(parts)
