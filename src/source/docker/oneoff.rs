@@ -16,7 +16,7 @@ use super::{
     ContainerInfo, Engine, Finished, LABEL_DRILL, LABEL_PROJECT, LABEL_RBK, LABEL_RBK_PROJECT,
     VolumeMount,
 };
-use crate::process::StderrTail;
+use crate::process::{ExitError, ExitStatusKind, StderrTail};
 use crate::source::stream::ByteSender;
 
 impl Engine {
@@ -191,6 +191,14 @@ impl Engine {
         }
         match out {
             Some(out) => finish_stream(cmd, code, &tail, &out, consumer_gone).await,
+            // No stream to carry the failure: a non-zero exit is the error itself, so no
+            // caller can take a failed load or check for a done one.
+            None if code != 0 => {
+                Err(
+                    ExitError::command(&cmd.join(" "), ExitStatusKind::Code(code), tail.text())
+                        .into(),
+                )
+            }
             None => Ok(Finished {
                 exit_code: code,
                 stderr: tail.text(),
