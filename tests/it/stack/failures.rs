@@ -98,6 +98,55 @@ fn stack_snapshot_with_a_dump_failing_halfway_commits_nothing() {
     );
 }
 
+/// A second signal while the first one's restart is under way (an impatient user pressing
+/// Ctrl-C again, or systemd's SIGTERM after a Ctrl-C) cannot cut the restart short: rbk still
+/// exits 130 only once neo4j and rushdb run again, and nothing is saved.
+#[test]
+fn a_second_signal_cannot_cut_the_restart_short() {
+    let Some(_turn) = docker_test("a_second_signal_cannot_cut_the_restart_short") else {
+        return;
+    };
+    let stack = Stack::up("second_signal", Variant::Postgres);
+    stack.graph(&["graph-fill", "2500"]);
+    let env = Env::new();
+    stack_snapshot(&env, &[]);
+    stack.settle();
+    stack.set_knob("NEO4J_ADMIN_BYTES_PER_SEC", "50000");
+    let before = Before::take(&env, &stack);
+    let child = rbk_cmd(&env, &["snapshot"]).spawn().expect("spawn rbk");
+    wait_until(RBK_GUARD, "the one-off dump container runs", || {
+        stack.running_oneoffs().len() == 1 && !is_running(&stack.neo4j())
+    });
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    // The second lands while the watcher removes the one-off and starts neo4j and rushdb.
+    std::thread::sleep(Duration::from_millis(30));
+    // SAFETY: as above; the child cannot have been reaped, nothing waited for it yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    std::thread::sleep(Duration::from_millis(30));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let r = wait_with_guard(child, RBK_GUARD, "rbk snapshot after three signals");
+    // Read at once: what runs when rbk has exited is what rbk left, not what Docker's
+    // restart policy brought back later.
+    let running = (is_running(&stack.neo4j()), is_running(&stack.rushdb()));
+    assert_eq!(
+        r.code,
+        130,
+        "rbk must exit 130, not die of a signal:\n{}",
+        r.all()
+    );
+    assert_eq!(
+        running,
+        (true, true),
+        "neo4j and rushdb run when rbk exits:\n{}",
+        r.all()
+    );
+    stack.clear_knobs();
+    before.assert_nothing_left(&env, &stack, "three signals");
+}
+
 /// Ctrl-C (SIGINT), then SIGTERM, while the one-off container is streaming a throttled dump:
 /// rbk removes the one-off, starts neo4j and rushdb again and exits non-zero; nothing saved.
 #[test]
