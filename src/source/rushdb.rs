@@ -25,15 +25,24 @@ pub fn health(addr: SocketAddr, timeout: Duration) -> Result<u16> {
         .with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
+    // One write of the whole request (`write!` would make several). A server may answer
+    // and close before reading all of it: its answer is what counts, so a failed write is
+    // reported only if no answer can be read either.
+    let request = format!(
         "GET /health HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: rbk\r\nConnection: close\r\n\r\n"
-    )?;
+    );
+    let sent = s.write_all(request.as_bytes());
     // The status line is all rbk reads; a body, however long, is not waited for.
     let mut head = [0u8; 64];
     let mut n = 0;
     while n < head.len() {
-        let got = s.read(&mut head[n..]).context("reading the answer")?;
+        let got = match s.read(&mut head[n..]) {
+            Ok(got) => got,
+            Err(e) => {
+                sent.context("sending the request")?;
+                return Err(e).context("reading the answer");
+            }
+        };
         if got == 0 {
             break;
         }
@@ -41,6 +50,9 @@ pub fn health(addr: SocketAddr, timeout: Duration) -> Result<u16> {
         if head[..n].contains(&b'\n') {
             break;
         }
+    }
+    if n == 0 {
+        sent.context("sending the request")?;
     }
     parse_status(&head[..n])
 }
@@ -79,14 +91,34 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let server = std::thread::spawn(move || {
             let (mut c, _) = listener.accept().expect("accept");
-            let mut req = [0u8; 256];
-            let n = c.read(&mut req).expect("read");
+            // The whole request, as a server would read it, before answering.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 256];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = c.read(&mut buf).expect("read");
+                assert!(n > 0, "the request ended early: {req:?}");
+                req.extend_from_slice(&buf[..n]);
+            }
             c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 .expect("write");
-            String::from_utf8_lossy(&req[..n]).to_string()
+            String::from_utf8_lossy(&req).to_string()
         });
         assert_eq!(health(addr, Duration::from_secs(5)).expect("health"), 200);
         let req = server.join().expect("server");
         assert!(req.starts_with("GET /health HTTP/1.0\r\n"), "{req}");
+    }
+
+    /// A server that answers before it has read the request, and closes: its answer counts.
+    #[test]
+    fn an_answer_before_the_request_was_read_counts() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().expect("accept");
+            c.write_all(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
+                .expect("write");
+        });
+        assert_eq!(health(addr, Duration::from_secs(5)).expect("health"), 503);
+        server.join().expect("server");
     }
 }
