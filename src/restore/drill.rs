@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::stack::{load_graph, load_postgres, put_sqlite};
+use super::stack::{load_graph, load_postgres, put_sqlite, restore_volume};
 use crate::cancel::{Cancel, is_cancelled};
 use crate::parts::CODEC_NEO4J_DUMP;
 use crate::source::docker::{ContainerInfo, Drill, Engine, is_engine_error};
@@ -25,8 +25,12 @@ use crate::source::neo4j::{Database, Edition};
 use crate::source::postgres::{PgTarget, parse_row_counts};
 use crate::source::rushdb;
 use crate::stack::counts::{graph_counts, row_differences, table_rows};
-use crate::stack::discover::{GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, discover};
-use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label};
+use crate::stack::discover::{
+    GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
+};
+use crate::stack::names::{
+    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label, volume_of_part,
+};
 use crate::stack::stale_drills::{drill_id, remove_stale_drills};
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
@@ -91,11 +95,12 @@ pub struct Removed {
 }
 
 /// The checks in the order they run; a drill that stops early marks the rest skipped.
-const CHECKS: [&str; 8] = [
+const CHECKS: [&str; 9] = [
     "encryption key",
     "neo4j load",
     "neo4j consistency",
     "sql load",
+    "volumes",
     "neo4j start",
     "graph counts",
     "sql rows",
@@ -322,10 +327,11 @@ impl Drilled<'_> {
     /// signal), never for what a check found.
     fn run(&self, checks: &mut Vec<DrillCheck>) -> Result<()> {
         checks.push(self.key_check());
-        let steps: [Step<'_>; 7] = [
+        let steps: [Step<'_>; 8] = [
             Self::load_graph,
             Self::check_graph,
             Self::load_sql,
+            Self::load_volumes,
             Self::start_graph,
             Self::graph_counts,
             Self::sql_rows,
@@ -523,6 +529,60 @@ impl Drilled<'_> {
             });
         }
         Ok(skipped("sql load", "the snapshot holds no SQL metadata"))
+    }
+
+    /// The snapshot's volume parts (`--volumes`), each unpacked into the drill's volume that
+    /// its service mounts at the same place.
+    fn load_volumes(&self) -> Result<(DrillCheck, Next)> {
+        let parts: Vec<(&Part, &str)> = self
+            .snap
+            .parts
+            .iter()
+            .filter_map(|p| Some((p, volume_of_part(&p.name)?)))
+            .collect();
+        if parts.is_empty() {
+            return Ok(skipped("volumes", "the snapshot holds no volume parts"));
+        }
+        timed("volumes", || {
+            let mut restored = Vec::new();
+            for (part, name) in parts {
+                let Some(v) = self.stack.volumes.iter().find(|v| v.name == name) else {
+                    bail!(
+                        "the snapshot holds the volume {name}, which no service of the stack mounts"
+                    );
+                };
+                let drill_owner =
+                    if Some(v.owner.id.as_str()) == self.stack_neo4j().map(|c| c.id.as_str()) {
+                        self.neo4j()
+                    } else {
+                        Some(&self.world.rushdb)
+                    };
+                let Some((owner, mount)) = drill_owner.and_then(|c| {
+                    let m = c.mounts.iter().find(|m| m.target == v.mount.target)?;
+                    Some((c, m))
+                }) else {
+                    bail!("the drill has no volume at {} for {name}", v.mount.target);
+                };
+                let target = StackVolume {
+                    name: name.to_string(),
+                    owner: Box::new(owner.clone()),
+                    mount: mount.clone(),
+                };
+                restore_volume(self.rt, self.engine, self.repo, self.index, part, &target)?;
+                restored.push(format!("{name} ({} bytes)", part.stored.size));
+            }
+            Ok(format!(
+                "unpacked into fresh volumes: {}",
+                restored.join(", ")
+            ))
+        })
+    }
+
+    fn stack_neo4j(&self) -> Option<&ContainerInfo> {
+        match &self.stack.graph {
+            GraphStore::Bundled { container, .. } => Some(container),
+            GraphStore::External { .. } => None,
+        }
     }
 
     fn database(&self, neo4j: &ContainerInfo) -> Database {

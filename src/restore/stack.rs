@@ -363,7 +363,7 @@ pub(super) fn put_sqlite(
 /// the recorded owners and modes.
 const VOLUME_UNTAR: &str = "find \"$1\" -mindepth 1 -delete && exec tar -xf - -C \"$1\"";
 
-fn restore_volume(
+pub(super) fn restore_volume(
     rt: &tokio::runtime::Runtime,
     engine: &Engine,
     repo: &Repository,

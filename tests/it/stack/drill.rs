@@ -39,8 +39,15 @@ fn a_drill_of_a_good_snapshot_passes_every_check_and_leaves_the_stack_alone() {
     stack.graph(&["graph-fill", "300"]);
     stack.graph(&["graph-write", "rel:1", "fill-1->fill-2"]);
     stack.graph(&["graph-write", "rel:2", "fill-2->fill-3"]);
+    docker(&[
+        "exec",
+        &stack.rushdb(),
+        "sh",
+        "-c",
+        "echo kept > /uploads/a.txt",
+    ]);
     let env = Env::new();
-    let snap = stack_snapshot(&env, &[]);
+    let snap = stack_snapshot(&env, &["--volumes"]);
     let listed = list(&env);
     let labels = &listed[0]["labels"];
     let counts: Value =
@@ -81,6 +88,7 @@ fn a_drill_of_a_good_snapshot_passes_every_check_and_leaves_the_stack_alone() {
         "neo4j load",
         "neo4j consistency",
         "sql load",
+        "volumes",
         "neo4j start",
         "graph counts",
         "sql rows",
@@ -94,6 +102,7 @@ fn a_drill_of_a_good_snapshot_passes_every_check_and_leaves_the_stack_alone() {
         "graph counts",
     );
     assert_contains(&checks["rushdb health"].1, "200", "health");
+    assert_contains(&checks["volumes"].1, "rushdb-uploads", "volumes");
     assert_eq!(report["passed"], true);
     assert_eq!(report["removed"]["containers"], 3, "{report}");
     println!("drill took {:.1} s: {report}", took.as_secs_f64());
