@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use tokio::runtime::Handle;
 
 use crate::cancel::Cancel;
@@ -35,32 +35,16 @@ pub(super) struct Copy<'a> {
 pub(super) async fn build(engine: &Engine, drill: &Drill, copies: &[Copy<'_>]) -> Result<World> {
     let network = drill.name("net");
     engine.create_drill_network(drill, &network).await?;
-    let mut world = World {
-        network: network.clone(),
-        neo4j: None,
-        postgres: None,
-        rushdb: ContainerInfo {
-            id: String::new(),
-            name: String::new(),
-            project: None,
-            service: None,
-            image: String::new(),
-            image_id: String::new(),
-            env: Vec::new(),
-            mounts: Vec::new(),
-            running: false,
-            drill: None,
-        },
-        images: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let (mut neo4j, mut postgres, mut rushdb) = (None, None, None);
+    let mut images = Vec::new();
+    let mut warnings = Vec::new();
     for copy in copies {
         let c = copy.from;
         let image = match copy.recorded_image {
             Some(recorded) if engine.image_id(recorded).await.is_some() => recorded.to_string(),
             recorded => {
                 if let Some(recorded) = recorded {
-                    world.warnings.push(format!(
+                    warnings.push(format!(
                         "the image {recorded} the snapshot recorded for {} is not on this engine: the drill runs the stack's current {}",
                         copy.role, c.image
                     ));
@@ -72,7 +56,7 @@ pub(super) async fn build(engine: &Engine, drill: &Drill, copies: &[Copy<'_>]) -
         let mut mounts = Vec::new();
         for (i, m) in c.mounts.iter().enumerate() {
             if m.kind != "volume" {
-                world.warnings.push(format!(
+                warnings.push(format!(
                     "{} of {} is a bind mount ({}): the drill's {} runs without it",
                     m.target, c.name, m.source, copy.role
                 ));
@@ -105,14 +89,24 @@ pub(super) async fn build(engine: &Engine, drill: &Drill, copies: &[Copy<'_>]) -
             ..Default::default()
         };
         let created = engine.prepare_drill_container(drill, &spec).await?;
-        world.images.push((copy.role.to_string(), image));
+        images.push((copy.role.to_string(), image));
         match copy.role {
-            "neo4j" => world.neo4j = Some(created),
-            "postgres" => world.postgres = Some(created),
-            _ => world.rushdb = created,
+            "neo4j" => neo4j = Some(created),
+            "postgres" => postgres = Some(created),
+            _ => rushdb = Some(created),
         }
     }
-    Ok(world)
+    let Some(rushdb) = rushdb else {
+        bail!("the drill copies a stack without a rushdb service");
+    };
+    Ok(World {
+        network,
+        neo4j,
+        postgres,
+        rushdb,
+        images,
+        warnings,
+    })
 }
 
 /// Tears the drill down when dropped (an error unwinding, a panic, the end), and at once

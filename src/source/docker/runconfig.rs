@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
-use bollard::models::HealthConfig;
+use bollard::models::{ContainerInspectResponse, HealthConfig};
 use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
 use futures_util::StreamExt;
 
@@ -37,11 +37,7 @@ impl Engine {
     /// What `c` runs with. The environment is the container's minus the entries its image
     /// sets to the same value.
     pub async fn run_config(&self, c: &ContainerInfo) -> Result<RunConfig> {
-        let inspected = self
-            .docker
-            .inspect_container(&c.id, None::<InspectContainerOptions>)
-            .await
-            .with_context(|| format!("inspecting container {}", c.name))?;
+        let inspected = self.inspect_raw(c).await?;
         let config = inspected.config.unwrap_or_default();
         let image_env = match self.docker.inspect_image(&c.image_id).await {
             Ok(i) => i.config.and_then(|c| c.env).unwrap_or_default(),
@@ -71,11 +67,7 @@ impl Engine {
 
     /// Whether `c` runs, how it exited, and what its healthcheck says.
     pub async fn health(&self, c: &ContainerInfo) -> Result<Health> {
-        let inspected = self
-            .docker
-            .inspect_container(&c.id, None::<InspectContainerOptions>)
-            .await
-            .with_context(|| format!("inspecting container {}", c.name))?;
+        let inspected = self.inspect_raw(c).await?;
         let state = inspected.state.unwrap_or_default();
         let running = state.running.unwrap_or(false);
         Ok(Health {
@@ -93,11 +85,7 @@ impl Engine {
 
     /// `c`'s address on `network`, if it has one.
     pub async fn address_on(&self, c: &ContainerInfo, network: &str) -> Result<Option<IpAddr>> {
-        let inspected = self
-            .docker
-            .inspect_container(&c.id, None::<InspectContainerOptions>)
-            .await
-            .with_context(|| format!("inspecting container {}", c.name))?;
+        let inspected = self.inspect_raw(c).await?;
         Ok(inspected
             .network_settings
             .and_then(|n| n.networks)
@@ -131,6 +119,16 @@ impl Engine {
             }
         }
         text.trim_end().to_string()
+    }
+}
+
+impl Engine {
+    /// The engine's whole answer about `c`.
+    async fn inspect_raw(&self, c: &ContainerInfo) -> Result<ContainerInspectResponse> {
+        self.docker
+            .inspect_container(&c.id, None::<InspectContainerOptions>)
+            .await
+            .with_context(|| format!("inspecting container {}", c.name))
     }
 }
 
