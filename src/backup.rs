@@ -24,6 +24,7 @@ use crate::store::{Id, Repository};
 mod counts;
 pub mod host;
 pub mod stack;
+mod stream;
 
 /// What a signal during a stack's pause, and one after it, cost: said with the `Cancelled`
 /// they wrap, which the CLI turns into exit 130.

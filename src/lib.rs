@@ -9,6 +9,7 @@ pub mod backup;
 pub mod cancel;
 pub mod cli;
 pub mod codec;
+pub mod partial;
 pub mod parts;
 pub mod process;
 pub mod progress;

@@ -6,8 +6,10 @@
 
 mod command;
 mod exit;
+mod fed;
 mod tail;
 
 pub use command::{GRACE, SECRETS, command, end_group};
 pub use exit::{ExitError, ExitStatusKind};
+pub use fed::FedChild;
 pub use tail::StderrTail;

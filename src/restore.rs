@@ -7,16 +7,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::codec::neo4j_dump::DumpWriter;
+use crate::partial::Partial;
+pub use crate::partial::RestoringInto;
 use crate::parts::{CODEC_NEO4J_DUMP, CODEC_RAW, decode_envelope, safe_file_name};
 use crate::progress::Unit;
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository};
-use partial::Partial;
 
 pub mod drill;
+mod feed;
 pub mod host;
-pub mod partial;
 pub mod stack;
 
 /// zstd level for re-encoded dumps. A restored dump is read once by
@@ -30,17 +31,6 @@ pub struct RestoredPart {
     pub path: PathBuf,
     pub bytes: u64,
     pub codec: String,
-}
-
-/// Context for a failure while writing a part into a directory of this machine (`--to DIR`,
-/// the SQLite file's directory in host mode): it names the directory, and lets the CLI tell
-/// a full target disk from a full repository.
-#[derive(Debug, thiserror::Error)]
-#[error("restoring {what} into {}", dir.display())]
-pub struct RestoringInto {
-    /// The part, as messages name it.
-    pub what: String,
-    pub dir: PathBuf,
 }
 
 /// Restores the named parts (all when `only` is empty) of a snapshot into `dir`. Files of

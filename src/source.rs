@@ -4,9 +4,11 @@
 //! `ByteSink`s) that `backup` and `restore` connect to the repository.
 
 pub mod docker;
+pub mod kind;
 pub mod neo4j;
 pub mod postgres;
 pub mod rushdb;
 pub mod secret;
 pub mod sqlite;
 pub mod stream;
+pub mod transport;

@@ -6,6 +6,7 @@
 pub mod counts;
 pub mod discover;
 pub mod host;
+pub mod kinds;
 pub mod names;
 pub mod pause;
 mod restarted;

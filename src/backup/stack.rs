@@ -5,27 +5,20 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
-use super::{INTERRUPTED_AFTER_PAUSE, INTERRUPTED_IN_PAUSE, new_snapshot, store_reader};
+use super::stream::{store_stream, unrecognised_dump};
+use super::{INTERRUPTED_AFTER_PAUSE, INTERRUPTED_IN_PAUSE, new_snapshot};
 use crate::cancel::Cancel;
 use crate::progress::Unit;
 use crate::source::docker::Engine;
-use crate::source::neo4j::{self, Database, Edition};
-use crate::source::stream::{ByteSender, byte_stream};
-use crate::stack::discover::{
-    GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
-};
-use crate::stack::names::{
-    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label,
-    pause_ms, volume_part,
-};
+use crate::source::kind::{Role, StoreKind};
+use crate::source::neo4j::{Database, Edition};
+use crate::stack::discover::{GraphStore, KEY_VAR, Stack, StackConfig, discover};
+use crate::stack::kinds::{self, Kinds, with_role};
+use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, label, pause_ms};
 use crate::stack::pause::Pause;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::writer::SnapshotWriter;
 use crate::store::{Id, Repository};
-
-/// Archives a volume's contents as a tar of `./` and everything under it (owners, modes,
-/// empty directories), from inside a one-off container that mounts it read-only.
-const VOLUME_TAR: &str = "cd \"$1\" && exec tar -cf - .";
 
 #[derive(Debug, Clone, Default)]
 pub struct StackSnapshotOptions {
@@ -72,70 +65,39 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn plan_of(stack: &Stack, last_pause_ms: Option<u64>, volumes: bool) -> StackPlan {
+/// The plan of a snapshot of `stack` whose stores are `kinds` (volumes among them only with
+/// `--volumes`).
+pub fn plan_of(stack: &Stack, kinds: &Kinds, last_pause_ms: Option<u64>) -> StackPlan {
     let mut stops = vec![stack.rushdb.name.clone()];
-    let mut parts = Vec::new();
-    let graph = match &stack.graph {
-        GraphStore::Bundled {
-            container,
-            edition,
-            version,
-        } => {
-            if *edition == Edition::Community {
-                stops.push(container.name.clone());
-            }
-            parts.push(PART_GRAPH.to_string());
-            format!(
-                "{} ({}, Neo4j {} {}; {})",
-                container.name,
-                container.image,
-                version.as_deref().unwrap_or("?"),
-                edition.name(),
-                match edition {
-                    Edition::Community => "stopped for an offline dump",
-                    Edition::Enterprise if container.running =>
-                        "the server keeps running; its database is stopped (STOP DATABASE) for the dump",
-                    Edition::Enterprise => "not running: dumped as it is",
-                }
-            )
-        }
-        GraphStore::External { uri } => {
-            format!("external Neo4j at {uri}: not dumped; pair with its own snapshot")
-        }
-    };
-    let sql = match &stack.sql {
-        SqlStore::Postgres { container, target } => {
-            parts.push(PART_POSTGRES.to_string());
-            format!(
-                "{} ({}): pg_dump -U {} {}",
-                container.name, container.image, target.user, target.database
-            )
-        }
-        SqlStore::Sqlite { path, on_volume } => {
-            parts.push(PART_SQLITE.to_string());
-            format!(
-                "SQLite {path} in {} ({})",
-                stack.rushdb.name,
-                if *on_volume {
-                    "on a volume"
-                } else {
-                    "in the container layer"
-                }
-            )
-        }
+    if let GraphStore::Bundled {
+        container,
+        edition: Edition::Community,
+        ..
+    } = &stack.graph
+    {
+        stops.push(container.name.clone());
+    }
+    let line = |role| {
+        with_role(kinds, role)
+            .map(|k| k.plan())
+            .collect::<Vec<_>>()
+            .join("; ")
     };
     let mut warnings = stack.warnings();
-    if volumes {
-        parts.extend(stack.volumes.iter().map(|v| volume_part(&v.name)));
+    if with_role(kinds, Role::Volume).next().is_some() {
         warnings.extend(stack.volumes_left_out.iter().cloned());
     }
     StackPlan {
         project: stack.project.clone(),
         rushdb: format!("{} ({})", stack.rushdb.name, stack.rushdb.image),
-        graph,
-        sql,
+        graph: line(Role::Graph),
+        sql: line(Role::Sql),
         stops,
-        parts,
+        // The parts each store may write, its main part first (a SQLite log only when there is one).
+        parts: kinds
+            .iter()
+            .filter_map(|k| k.parts().into_iter().next())
+            .collect(),
         last_pause_ms,
         warnings,
     }
@@ -153,7 +115,11 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     let rt = runtime()?;
     let engine = rt.block_on(Engine::connect())?;
     let stack = rt.block_on(discover(&engine, &options.stack))?;
-    let plan = plan_of(&stack, last_pause_ms(repo), options.volumes);
+    let mut kinds = kinds::of_stack(&engine, &stack, &options.stack, None);
+    if !options.volumes {
+        kinds.retain(|k| k.role() != Role::Volume);
+    }
+    let plan = plan_of(&stack, &kinds, last_pause_ms(repo));
     if options.dry_run {
         return Ok(StackOutcome::Planned(plan));
     }
@@ -162,7 +128,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     let index = Arc::new(repo.load_index()?);
     rt.block_on(engine.remove_leftovers(&stack.project))?;
 
-    let mut labels = stack_labels(repo, &stack);
+    let mut labels = stack_labels(repo, &stack, &kinds);
     let writer = SnapshotWriter::new(repo, index);
     let mut pause = Pause::new(
         rt.handle().clone(),
@@ -212,20 +178,27 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     }
     drop(stopping);
 
-    let volumes: &[StackVolume] = if options.volumes { &stack.volumes } else { &[] };
     if options.volumes {
-        let names: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+        let names: Vec<&str> = stack.volumes.iter().map(|v| v.name.as_str()).collect();
         labels.push((label::VOLUMES.into(), names.join(",")));
     }
-    let (graph, sql, archived) = std::thread::scope(|scope| {
-        let graph = scope.spawn(|| dump_graph(&rt, &engine, &stack.graph, &database, &writer));
-        let sql = scope.spawn(|| {
-            let db = dump_sql(&rt, &engine, &stack, &writer)?;
-            let wal = sqlite_wal(&rt, &engine, &stack, &writer)?;
-            Ok::<_, anyhow::Error>((db, wal))
-        });
-        let archived = scope.spawn(|| archive_volumes(&rt, &engine, volumes, &writer));
-        (join(graph), join(sql), join(archived))
+    // The graph and the SQL in parallel, the volumes one after another beside them (they
+    // are small beside the dumps, and each one-off container costs a start).
+    let handle = rt.handle();
+    let groups: Vec<(Role, Result<Stored>)> = std::thread::scope(|scope| {
+        let running: Vec<_> = [Role::Graph, Role::Sql, Role::Volume]
+            .into_iter()
+            .map(|role| {
+                let (kinds, writer) = (&kinds, &writer);
+                let stored =
+                    scope.spawn(move || store_kinds(handle, with_role(kinds, role), writer));
+                (role, stored)
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|(role, stored)| (role, join(stored)))
+            .collect()
     });
     // Neo4j first, then RushDB, which connects to it on start.
     let starting = repo.progress().task("start stack", Unit::Items, None);
@@ -250,18 +223,16 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     drop(starting);
 
     let mut parts = Vec::new();
+    let mut stream_warnings = Vec::new();
     let mut failures = Vec::new();
-    match graph {
-        Ok(p) => parts.extend(p),
-        Err(e) => failures.push(format!("graph dump failed: {e:#}")),
-    }
-    match sql {
-        Ok((db, wal)) => parts.extend(db.into_iter().chain(wal)),
-        Err(e) => failures.push(format!("SQL dump failed: {e:#}")),
-    }
-    match archived {
-        Ok(mut p) => parts.append(&mut p),
-        Err(e) => failures.push(format!("volume archive failed: {e:#}")),
+    for (role, stored) in groups {
+        match stored {
+            Ok((mut p, mut w)) => {
+                parts.append(&mut p);
+                stream_warnings.append(&mut w);
+            }
+            Err(e) => failures.push(format!("{}: {e:#}", role.failure())),
+        }
     }
     if !failures.is_empty() {
         bail!(
@@ -283,15 +254,8 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     // `--json` and the exit code (done, with warnings).
     let mut plan = plan;
     plan.warnings.extend(counted.warnings);
-    if snapshot
-        .parts
-        .iter()
-        .any(|p| p.name == PART_GRAPH && p.codec != crate::parts::CODEC_NEO4J_DUMP)
-    {
-        plan.warnings.push(format!(
-            "{PART_GRAPH}: the output of neo4j-admin was not recognised as a dump; stored as it is"
-        ));
-    }
+    plan.warnings.extend(stream_warnings);
+    plan.warnings.extend(unrecognised_dump(&snapshot));
     Ok(StackOutcome::Saved { id, snapshot, plan })
 }
 
@@ -316,7 +280,7 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     h.join().map_err(|_| anyhow!("a dump thread panicked"))?
 }
 
-fn stack_labels(repo: &Repository, stack: &Stack) -> Vec<(String, String)> {
+fn stack_labels(repo: &Repository, stack: &Stack, kinds: &Kinds) -> Vec<(String, String)> {
     let mut l = vec![
         (label::KIND.into(), "stack".into()),
         (label::PROJECT.into(), stack.project.clone()),
@@ -328,168 +292,27 @@ fn stack_labels(repo: &Repository, stack: &Stack) -> Vec<(String, String)> {
             repo.fingerprint(KEY_FINGERPRINT_CONTEXT, key.as_bytes()),
         ));
     }
-    match &stack.graph {
-        GraphStore::Bundled {
-            container,
-            edition,
-            version,
-        } => {
-            l.push((label::NEO4J_IMAGE.into(), container.image.clone()));
-            l.push((label::NEO4J_EDITION.into(), edition.name().into()));
-            if let Some(v) = version {
-                l.push((label::NEO4J_VERSION.into(), v.clone()));
-            }
-        }
-        GraphStore::External { uri } => l.push((label::NEO4J_EXTERNAL.into(), uri.clone())),
-    }
-    match &stack.sql {
-        SqlStore::Postgres { container, .. } => {
-            l.push((label::SQL_KIND.into(), "postgres".into()));
-            l.push((label::SQL_IMAGE.into(), container.image.clone()));
-        }
-        SqlStore::Sqlite { path, .. } => {
-            l.push((label::SQL_KIND.into(), "sqlite".into()));
-            l.push((label::SQLITE_PATH.into(), path.clone()));
-        }
-    }
+    l.extend(kinds.iter().flat_map(|k| k.labels()));
     l
 }
 
-/// Streams the graph dump into the writer. The producer runs on the
-/// runtime; this thread consumes, so neither waits for a temporary file.
-fn dump_graph(
-    rt: &tokio::runtime::Runtime,
-    engine: &Engine,
-    graph: &GraphStore,
-    database: &str,
-    writer: &SnapshotWriter<'_>,
-) -> Result<Option<Part>> {
-    let GraphStore::Bundled { container, .. } = graph else {
-        return Ok(None);
-    };
-    let cmd = neo4j::dump_command(database);
-    let origin = format!("docker:{} {}", container.name, cmd.join(" "));
-    // Both editions dump from a one-off container with Neo4j's volumes, as the database is
-    // not in use either way. On Enterprise this rather than `exec` in the running server:
-    // removing the one-off (on Ctrl-C or SIGTERM, see pause.rs) is what ends a dump that
-    // still holds the database, and the engine has no call that kills an exec'd process.
-    let (engine, container) = (engine.clone(), (**container).clone());
-    let produce = |tx| async move {
-        engine
-            .run_oneoff(&container, cmd, vec![], Some(tx), None)
-            .await
-    };
-    store_produced(rt, writer, (PART_GRAPH, origin, None, false), produce).map(Some)
-}
+/// A store's parts and the warnings its streams gave.
+type Stored = (Vec<Part>, Vec<String>);
 
-/// Runs a producer on the runtime, which writes a part's stream into the sender it is given,
-/// while this thread stores what it writes (neither waits for a temporary file). `part` is
-/// the part's name, its origin, its size if known (for progress), and whether it is stored
-/// as it is. The part is returned only when both the store and the producer succeeded.
-fn store_produced<F, T>(
-    rt: &tokio::runtime::Runtime,
+/// Stores the streams of each kind in turn.
+fn store_kinds<'k>(
+    rt: &tokio::runtime::Handle,
+    kinds: impl Iterator<Item = &'k dyn StoreKind>,
     writer: &SnapshotWriter<'_>,
-    (name, origin, size, raw): (&str, String, Option<u64>, bool),
-    produce: impl FnOnce(ByteSender) -> F,
-) -> Result<Part>
-where
-    F: Future<Output = Result<T>> + Send + 'static,
-    T: Send + 'static,
-{
-    let (tx, stream) = byte_stream();
-    let producer = rt.spawn(produce(tx));
-    let stored = store_reader(writer, name, origin, stream, size, raw);
-    let produced = rt
-        .block_on(producer)
-        .map_err(|e| anyhow!("the task producing {name} failed: {e}"))?;
-    let part = stored.with_context(|| format!("part {name}"))?;
-    produced.with_context(|| format!("part {name}"))?;
-    Ok(part)
-}
-
-fn dump_sql(
-    rt: &tokio::runtime::Runtime,
-    engine: &Engine,
-    stack: &Stack,
-    writer: &SnapshotWriter<'_>,
-) -> Result<Option<Part>> {
-    let engine = engine.clone();
-    // SQL is stored as it is: a plain dump deduplicates, and a SQLite file is not a Neo4j dump.
-    match &stack.sql {
-        SqlStore::Postgres { container, target } => {
-            let cmd = target.dump_command();
-            let origin = format!("docker:{} {}", container.name, cmd.join(" "));
-            let (c, env) = (container.clone(), target.env());
-            let produce =
-                |tx| async move { engine.exec_to_stream(&c, cmd, env, tx).await.map(|_| ()) };
-            store_produced(rt, writer, (PART_POSTGRES, origin, None, true), produce).map(Some)
-        }
-        SqlStore::Sqlite { path, .. } => {
-            let origin = format!("docker:{}:{path}", stack.rushdb.name);
-            // For progress only: the copy is read to its end whatever it says.
-            let size = rt
-                .block_on(engine.file_size(&stack.rushdb, path))
-                .ok()
-                .flatten();
-            let (c, p) = (stack.rushdb.clone(), path.clone());
-            let produce = |tx| async move { engine.download_file(&c, &p, tx).await };
-            store_produced(rt, writer, (PART_SQLITE, origin, size, true), produce).map(Some)
-        }
-    }
-}
-
-/// The SQLite WAL, if RushDB left a non-empty one (it was killed, not
-/// stopped): stored as its own part so that restore puts back the pair
-/// SQLite recovers from. Read while RushDB is stopped, like the file.
-fn sqlite_wal(
-    rt: &tokio::runtime::Runtime,
-    engine: &Engine,
-    stack: &Stack,
-    writer: &SnapshotWriter<'_>,
-) -> Result<Option<Part>> {
-    let SqlStore::Sqlite { path, .. } = &stack.sql else {
-        return Ok(None);
-    };
-    let wal = format!("{path}-wal");
-    let size = match rt.block_on(engine.file_size(&stack.rushdb, &wal))? {
-        Some(size) if size > 0 => size,
-        _ => return Ok(None),
-    };
-    let origin = format!("docker:{}:{wal}", stack.rushdb.name);
-    let (engine, c) = (engine.clone(), stack.rushdb.clone());
-    let produce = |tx| async move { engine.download_file(&c, &wal, tx).await };
-    store_produced(
-        rt,
-        writer,
-        (PART_SQLITE_WAL, origin, Some(size), true),
-        produce,
-    )
-    .map(Some)
-}
-
-/// Archives each volume in turn (they are small beside the dumps, and each one-off container
-/// costs a start), each as its own part, stored as it comes: a tar deduplicates.
-fn archive_volumes(
-    rt: &tokio::runtime::Runtime,
-    engine: &Engine,
-    volumes: &[StackVolume],
-    writer: &SnapshotWriter<'_>,
-) -> Result<Vec<Part>> {
+) -> Result<Stored> {
     let mut parts = Vec::new();
-    for v in volumes {
-        let name = volume_part(&v.name);
-        let origin = format!(
-            "docker:volume {} ({}:{})",
-            v.mount.source, v.owner.name, v.mount.target
-        );
-        let (engine, v) = (engine.clone(), v.clone());
-        let produce = |tx| async move {
-            engine
-                .run_on_volume(&v.owner, &v.mount, true, VOLUME_TAR, Some(tx), None)
-                .await
-        };
-        let part = store_produced(rt, writer, (&name, origin, None, true), produce)?;
-        parts.push(part);
+    let mut warnings = Vec::new();
+    for kind in kinds {
+        let (streams, mut w) = kind.streams(rt)?;
+        warnings.append(&mut w);
+        for stream in streams {
+            parts.push(store_stream(rt, writer, stream)?);
+        }
     }
-    Ok(parts)
+    Ok((parts, warnings))
 }

@@ -17,22 +17,21 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::stack::{load_graph, load_postgres, put_sqlite, restore_volume};
+use super::feed::SnapshotFeed;
+use super::stack::unclaimed;
 use crate::cancel::{Cancel, is_cancelled};
-use crate::parts::CODEC_NEO4J_DUMP;
 use crate::source::docker::{ContainerInfo, Drill, Engine, is_engine_error};
-use crate::source::neo4j::{Database, Edition};
+use crate::source::kind::{PartFeed, Role, StoreKind};
+use crate::source::neo4j::Database;
 use crate::source::postgres::{PgTarget, parse_row_counts};
 use crate::source::rushdb;
 use crate::stack::counts::{graph_counts, row_differences, table_rows};
 use crate::stack::discover::{
     GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
 };
-use crate::stack::names::{
-    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label, volume_of_part,
-};
+use crate::stack::kinds::{self, Kinds};
+use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label};
 use crate::stack::stale_drills::{drill_id, remove_stale_drills};
-use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::verification::{Check, Verification};
 use crate::store::{Id, Repository};
@@ -125,7 +124,12 @@ pub fn restore_test(
     let (id, snap) = repo.find_snapshot(wanted)?;
     let index = repo.load_index()?;
     let stack = rt.block_on(discover(&engine, &options.stack))?;
-    preflight(&id, &snap, &stack)?;
+    preflight(
+        &id,
+        &snap,
+        &stack,
+        &kinds::of_stack(&engine, &stack, &options.stack, None),
+    )?;
     let mut warnings = rt.block_on(remove_stale_drills(&engine, &stack.project))?;
 
     let drill = Drill::new(
@@ -143,17 +147,29 @@ pub fn restore_test(
     let mut checks = Vec::new();
     let ran = match &world {
         Ok(world) => {
-            let drilled = Drilled {
-                rt: &rt,
-                engine: &engine,
-                repo,
-                index: &index,
-                snap: &snap,
-                stack: &stack,
-                world,
-                options,
-            };
-            drilled.run(&mut checks)
+            match drill_stack(&stack, world) {
+                Ok(copy) => {
+                    let drilled = Drilled {
+                        rt: &rt,
+                        engine: &engine,
+                        repo,
+                        feed: SnapshotFeed {
+                            repo,
+                            index: &index,
+                            snap: &snap,
+                        },
+                        snap: &snap,
+                        stack: &stack,
+                        world,
+                        // A restored SQLite file gets the owner and mode of the production
+                        // one: the drill's fresh volume has no file to take them from.
+                        kinds: kinds::of_stack(&engine, &copy, &options.stack, Some(&stack.rushdb)),
+                        options,
+                    };
+                    drilled.run(&mut checks)
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(_) => Ok(()),
     };
@@ -234,7 +250,7 @@ pub fn restore_test(
 
 /// What must hold before anything is created: the drill can load this snapshot into a copy
 /// of this stack.
-fn preflight(id: &Id, snap: &Snapshot, stack: &Stack) -> Result<()> {
+fn preflight(id: &Id, snap: &Snapshot, stack: &Stack, kinds: &Kinds) -> Result<()> {
     let has = |name: &str| snap.parts.iter().any(|p| p.name == name);
     if !has(PART_GRAPH) && !has(PART_POSTGRES) && !has(PART_SQLITE) {
         bail!(
@@ -242,20 +258,68 @@ fn preflight(id: &Id, snap: &Snapshot, stack: &Stack) -> Result<()> {
             id.short()
         );
     }
-    if has(PART_GRAPH) && !matches!(stack.graph, GraphStore::Bundled { .. }) {
-        bail!(
-            "the snapshot has a Neo4j dump but the stack has no Neo4j container whose image the drill could run"
-        );
+    let names: Vec<String> = snap.parts.iter().map(|p| p.name.clone()).collect();
+    unclaimed(&names, kinds, stack)
+}
+
+/// The drill's copy of the stack as a `Stack`: the same stores, in the drill's containers,
+/// each volume at the place its service mounts it.
+fn drill_stack(stack: &Stack, world: &World) -> Result<Stack> {
+    let graph = match (&stack.graph, &world.neo4j) {
+        (
+            GraphStore::Bundled {
+                edition, version, ..
+            },
+            Some(neo4j),
+        ) => GraphStore::Bundled {
+            container: Box::new(neo4j.clone()),
+            edition: *edition,
+            version: crate::source::neo4j::version_of(neo4j).or_else(|| version.clone()),
+        },
+        (graph, _) => graph.clone(),
+    };
+    let sql = match (&stack.sql, &world.postgres) {
+        (SqlStore::Postgres { target, .. }, Some(pg)) => SqlStore::Postgres {
+            container: Box::new(pg.clone()),
+            target: target.clone(),
+        },
+        (sql, _) => sql.clone(),
+    };
+    let stack_neo4j = match &stack.graph {
+        GraphStore::Bundled { container, .. } => Some(container.id.as_str()),
+        GraphStore::External { .. } => None,
+    };
+    let mut volumes = Vec::new();
+    for v in &stack.volumes {
+        let owner = if Some(v.owner.id.as_str()) == stack_neo4j {
+            world.neo4j.as_ref()
+        } else {
+            Some(&world.rushdb)
+        };
+        let Some((owner, mount)) = owner.and_then(|c| {
+            let m = c.mounts.iter().find(|m| m.target == v.mount.target)?;
+            Some((c, m))
+        }) else {
+            bail!(
+                "the drill has no volume at {} for {}",
+                v.mount.target,
+                v.name
+            );
+        };
+        volumes.push(StackVolume {
+            name: v.name.clone(),
+            owner: Box::new(owner.clone()),
+            mount: mount.clone(),
+        });
     }
-    match (&stack.sql, has(PART_POSTGRES), has(PART_SQLITE)) {
-        (SqlStore::Postgres { .. }, false, true) => {
-            bail!("the snapshot holds SQLite metadata but the stack uses Postgres")
-        }
-        (SqlStore::Sqlite { .. }, true, false) => {
-            bail!("the snapshot holds a Postgres dump but the stack uses SQLite")
-        }
-        _ => Ok(()),
-    }
+    Ok(Stack {
+        project: stack.project.clone(),
+        rushdb: world.rushdb.clone(),
+        graph,
+        sql,
+        volumes,
+        volumes_left_out: Vec::new(),
+    })
 }
 
 /// The production containers the drill copies, each with the image the snapshot recorded.
@@ -298,10 +362,12 @@ struct Drilled<'a> {
     rt: &'a tokio::runtime::Runtime,
     engine: &'a Engine,
     repo: &'a Repository,
-    index: &'a Index,
+    feed: SnapshotFeed<'a>,
     snap: &'a Snapshot,
     stack: &'a Stack,
     world: &'a World,
+    /// The stores of the drill's copy of the stack: restore's kinds aimed at its containers.
+    kinds: Kinds,
     options: &'a DrillOptions,
 }
 
@@ -401,27 +467,30 @@ impl Drilled<'_> {
         self.world.neo4j.as_ref()
     }
 
+    /// The drill's store of a role that has something to restore from the snapshot.
+    fn kind(&self, role: Role) -> Option<&dyn StoreKind> {
+        self.kinds
+            .iter()
+            .map(|k| k.as_ref())
+            .find(|k| k.role() == role && k.restores_from(&self.feed))
+    }
+
+    /// Checks what a restore checks before it loads, then loads, as a restore would.
+    fn restore(&self, kind: &dyn StoreKind) -> Result<Vec<String>> {
+        kind.check(&self.feed)?;
+        kind.preflight(self.rt.handle(), &self.feed)?;
+        kind.consume(self.rt.handle(), &self.feed)
+    }
+
     fn load_graph(&self) -> Result<(DrillCheck, Next)> {
-        let (Some(part), Some(neo4j)) = (self.part(PART_GRAPH), self.neo4j()) else {
+        let Some(graph) = self.kind(Role::Graph) else {
             return Ok(skipped("neo4j load", "the snapshot holds no Neo4j dump"));
         };
         timed("neo4j load", || {
-            if part.codec != CODEC_NEO4J_DUMP {
-                bail!("{PART_GRAPH} was not stored as a Neo4j dump; it cannot be loaded");
-            }
-            load_graph(
-                self.rt,
-                self.engine,
-                self.repo,
-                self.index,
-                part,
-                neo4j,
-                Edition::Community,
-                &self.options.stack.neo4j_database,
-            )?;
+            self.restore(graph)?;
             Ok(format!(
                 "{} bytes of store files loaded by neo4j-admin database load",
-                part.stored.size
+                self.feed.size(PART_GRAPH).unwrap_or(0)
             ))
         })
     }
@@ -467,7 +536,10 @@ impl Drilled<'_> {
     }
 
     fn load_sql(&self) -> Result<(DrillCheck, Next)> {
-        if let (Some(part), Some((pg, target))) = (self.part(PART_POSTGRES), self.pg()) {
+        let Some(sql) = self.kind(Role::Sql) else {
+            return Ok(skipped("sql load", "the snapshot holds no SQL metadata"));
+        };
+        if let Some((pg, target)) = self.pg() {
             // A fresh Postgres initialises its volume first: that is the engine's and the
             // image's doing, not the backup's, so a failure here means the drill could
             // not run.
@@ -492,97 +564,44 @@ impl Drilled<'_> {
                 },
             )
             .context("starting the drill's Postgres")?;
-            return timed("sql load", || {
-                load_postgres(
-                    self.rt,
-                    self.engine,
-                    self.repo,
-                    self.index,
-                    part,
-                    pg,
-                    target,
-                )?;
-                Ok(format!(
-                    "{} bytes of pg_dump loaded by psql into a fresh database",
-                    part.stored.size
-                ))
-            });
         }
-        if let (Some(part), SqlStore::Sqlite { path, .. }) =
-            (self.part(PART_SQLITE), &self.stack.sql)
-        {
-            return timed("sql load", || {
-                put_sqlite(
-                    self.rt,
-                    self.engine,
-                    self.repo,
-                    self.index,
-                    (self.snap, part),
-                    &self.world.rushdb,
-                    &self.stack.rushdb,
-                    path,
-                )?;
-                Ok(format!(
-                    "{} bytes of SQLite file put at {path}",
-                    part.stored.size
-                ))
-            });
-        }
-        Ok(skipped("sql load", "the snapshot holds no SQL metadata"))
+        timed("sql load", || {
+            let restored = self.restore(sql)?;
+            let bytes: u64 = restored.iter().filter_map(|p| self.feed.size(p)).sum();
+            Ok(match self.pg() {
+                Some(_) => format!("{bytes} bytes of pg_dump loaded by psql into a fresh database"),
+                None => format!("{bytes} bytes of SQLite file put back: {}", sql.plan()),
+            })
+        })
     }
 
     /// The snapshot's volume parts (`--volumes`), each unpacked into the drill's volume that
     /// its service mounts at the same place.
     fn load_volumes(&self) -> Result<(DrillCheck, Next)> {
-        let parts: Vec<(&Part, &str)> = self
-            .snap
-            .parts
+        let volumes: Vec<&dyn StoreKind> = self
+            .kinds
             .iter()
-            .filter_map(|p| Some((p, volume_of_part(&p.name)?)))
+            .map(|k| k.as_ref())
+            .filter(|k| k.role() == Role::Volume && k.restores_from(&self.feed))
             .collect();
-        if parts.is_empty() {
+        if volumes.is_empty() {
             return Ok(skipped("volumes", "the snapshot holds no volume parts"));
         }
         timed("volumes", || {
             let mut restored = Vec::new();
-            for (part, name) in parts {
-                let Some(v) = self.stack.volumes.iter().find(|v| v.name == name) else {
-                    bail!(
-                        "the snapshot holds the volume {name}, which no service of the stack mounts"
-                    );
-                };
-                let drill_owner =
-                    if Some(v.owner.id.as_str()) == self.stack_neo4j().map(|c| c.id.as_str()) {
-                        self.neo4j()
-                    } else {
-                        Some(&self.world.rushdb)
-                    };
-                let Some((owner, mount)) = drill_owner.and_then(|c| {
-                    let m = c.mounts.iter().find(|m| m.target == v.mount.target)?;
-                    Some((c, m))
-                }) else {
-                    bail!("the drill has no volume at {} for {name}", v.mount.target);
-                };
-                let target = StackVolume {
-                    name: name.to_string(),
-                    owner: Box::new(owner.clone()),
-                    mount: mount.clone(),
-                };
-                restore_volume(self.rt, self.engine, self.repo, self.index, part, &target)?;
-                restored.push(format!("{name} ({} bytes)", part.stored.size));
+            for volume in volumes {
+                for part in self.restore(volume)? {
+                    restored.push(format!(
+                        "{part} ({} bytes)",
+                        self.feed.size(&part).unwrap_or(0)
+                    ));
+                }
             }
             Ok(format!(
                 "unpacked into fresh volumes: {}",
                 restored.join(", ")
             ))
         })
-    }
-
-    fn stack_neo4j(&self) -> Option<&ContainerInfo> {
-        match &self.stack.graph {
-            GraphStore::Bundled { container, .. } => Some(container),
-            GraphStore::External { .. } => None,
-        }
     }
 
     fn database(&self, neo4j: &ContainerInfo) -> Database {

@@ -2,27 +2,11 @@
 
 use crate::store::manifest::Snapshot;
 
-/// Part names, as `restore --to DIR` writes them.
-pub const PART_GRAPH: &str = "neo4j.dump";
-pub const PART_POSTGRES: &str = "metadata.sql";
-pub const PART_SQLITE: &str = "rushdb.db";
-/// The SQLite write-ahead log beside the file, when one was left (RushDB
-/// killed rather than stopped): committed transactions may live only there,
-/// so the file without it is not a consistent copy.
-pub const PART_SQLITE_WAL: &str = "rushdb.db-wal";
-
-/// The part holding a volume's tar archive (`--volumes`): `volume.<name>.tar`. Part names
-/// are file names (no `/`), so the prefix is joined by a dot.
-pub fn volume_part(name: &str) -> String {
-    format!("volume.{name}.tar")
-}
-
-/// The volume name of a volume part, or `None` for any other part.
-pub fn volume_of_part(part: &str) -> Option<&str> {
-    part.strip_prefix("volume.")?
-        .strip_suffix(".tar")
-        .filter(|n| !n.is_empty())
-}
+/// Part names, as `restore --to DIR` writes them; each store kind owns its own.
+pub use crate::source::kind::graph::PART as PART_GRAPH;
+pub use crate::source::kind::postgres::PART as PART_POSTGRES;
+pub use crate::source::kind::sqlite::{PART as PART_SQLITE, PART_WAL as PART_SQLITE_WAL};
+pub use crate::source::kind::volume::{part_of as volume_part, volume_of_part};
 
 /// Manifest labels the stack layer writes (and `restore` reads).
 pub mod label {
@@ -32,13 +16,15 @@ pub mod label {
     pub const PAUSE_START: &str = "pause.start";
     pub const RUSHDB_IMAGE: &str = "rushdb.image";
     pub const KEY_FINGERPRINT: &str = "rushdb.key_fingerprint";
-    pub const NEO4J_IMAGE: &str = "neo4j.image";
-    pub const NEO4J_VERSION: &str = "neo4j.version";
-    pub const NEO4J_EDITION: &str = "neo4j.edition";
-    pub const NEO4J_EXTERNAL: &str = "neo4j.external_uri";
-    pub const SQL_KIND: &str = "sql.kind";
-    pub const SQL_IMAGE: &str = "sql.image";
-    pub const SQLITE_PATH: &str = "sqlite.path";
+    // Those that say what a store was belong to its kind (`source/kind`).
+    pub use crate::source::kind::external::LABEL_URI as NEO4J_EXTERNAL;
+    pub use crate::source::kind::graph::{
+        LABEL_EDITION as NEO4J_EDITION, LABEL_IMAGE as NEO4J_IMAGE, LABEL_VERSION as NEO4J_VERSION,
+    };
+    pub use crate::source::kind::postgres::{
+        LABEL_SQL_IMAGE as SQL_IMAGE, LABEL_SQL_KIND as SQL_KIND,
+    };
+    pub use crate::source::kind::sqlite::LABEL_SQLITE_PATH as SQLITE_PATH;
     /// `--volumes`: the names of the volumes archived, comma-separated (may be empty).
     pub const VOLUMES: &str = "volumes";
     /// JSON `{"nodes":N,"relationships":N}`, counted in the pause (`stack/counts.rs`).

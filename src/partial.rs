@@ -17,6 +17,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// Context for a failure while writing a part into a directory of this machine (`--to DIR`,
+/// the SQLite file's directory in host mode): it names the directory, and lets the CLI tell
+/// a full target disk from a full repository.
+#[derive(Debug, thiserror::Error)]
+#[error("restoring {what} into {}", dir.display())]
+pub struct RestoringInto {
+    /// The part, as messages name it.
+    pub what: String,
+    pub dir: PathBuf,
+}
+
 /// Every temporary file's name starts with this (`check`-like tools and tests look for it).
 pub const PREFIX: &str = ".rbk-partial-";
 
