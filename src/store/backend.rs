@@ -47,7 +47,17 @@ pub trait Backend: Send + Sync {
     /// When the file was last written, in Unix seconds (whatever clock wrote it).
     fn modified(&self, kind: FileKind, name: &str) -> Result<i64>;
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
-    fn list(&self, kind: FileKind) -> Result<Vec<String>>;
+    /// The files of a kind, sorted by name, each with its size: an object store gives both
+    /// in one listing, where asking each file's size would cost a request per file.
+    fn list_sized(&self, kind: FileKind) -> Result<Vec<(String, u64)>>;
+    /// The names of the files of a kind, sorted.
+    fn list(&self, kind: FileKind) -> Result<Vec<String>> {
+        Ok(self
+            .list_sized(kind)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
     /// Temporary files (writes in progress, or left by a crash).
     fn temp_files(&self) -> Result<Vec<TempFile>>;
@@ -260,7 +270,7 @@ impl Backend for LocalBackend {
         result
     }
 
-    fn list(&self, kind: FileKind) -> Result<Vec<String>> {
+    fn list_sized(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
         let dir = self.root.join(kind.dir());
         let mut out = Vec::new();
         let mut dirs = vec![dir.clone()];
@@ -282,7 +292,13 @@ impl Backend for LocalBackend {
                 if kind == FileKind::Pack && ft.is_dir() && d == dir {
                     dirs.push(entry.path());
                 } else if ft.is_file() && !name.starts_with(TEMP_PREFIX) {
-                    out.push(name);
+                    // Not followed: the entry is a regular file (links are not). One
+                    // removed since the directory was read is not listed.
+                    match entry.metadata() {
+                        Ok(m) => out.push((name, m.len())),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Self::io("stat", &entry.path(), e)),
+                    }
                 }
             }
         }

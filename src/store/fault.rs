@@ -195,9 +195,9 @@ impl Backend for FaultBackend {
         }
     }
 
-    fn list(&self, kind: FileKind) -> Result<Vec<String>> {
+    fn list_sized(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
         let _ = self.before(Op::List, kind.dir())?;
-        self.inner.list(kind)
+        self.inner.list_sized(kind)
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
