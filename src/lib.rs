@@ -13,6 +13,7 @@ pub mod partial;
 pub mod parts;
 pub mod process;
 pub mod progress;
+pub mod remote;
 pub mod restore;
 pub mod retention;
 pub mod source;

@@ -55,8 +55,10 @@ const STORE: Rule = Rule {
         "crate::parts",
         "crate::codec",
         "crate::source",
+        "crate::remote",
         "tokio",
         "bollard",
+        "opendal",
     ],
     allowed: &[],
     why: "the store is a library below every other layer: synchronous, no tokio, no Docker",
@@ -127,6 +129,22 @@ const STACK: Rule = Rule {
     may_be_absent: true,
 };
 
+const REMOTE: Rule = Rule {
+    modules: &["crate::remote"],
+    banned: &[
+        "crate::cli",
+        "crate::backup",
+        "crate::restore",
+        "crate::stack",
+        "crate::source",
+        "crate::verify",
+    ],
+    allowed: &[],
+    why: "remote backends implement the store's Backend trait for the CLI to choose; they know \
+          nothing of stacks, databases or the commands that use them",
+    may_be_absent: false,
+};
+
 /// Every dependency rule, for the test that shows each one can fail.
 const RULES: &[&Rule] = &[
     &STORE,
@@ -137,6 +155,7 @@ const RULES: &[&Rule] = &[
     &BACKUP_NOT_RESTORE,
     &RESTORE_NOT_BACKUP,
     &STACK,
+    &REMOTE,
 ];
 
 #[test]
@@ -175,6 +194,11 @@ fn backup_and_restore_never_depend_on_each_other() {
 #[test]
 fn the_stack_layer_depends_on_neither_backup_restore_nor_cli() {
     assert_holds(&[&STACK]);
+}
+
+#[test]
+fn remote_backends_know_only_the_store() {
+    assert_holds(&[&REMOTE]);
 }
 
 #[test]

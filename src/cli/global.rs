@@ -9,8 +9,10 @@ use clap::Args;
 use super::password::{PasswordFrom, PasswordSource, choose, read_password};
 use super::progress::{ProgressMode, reporter};
 use super::settings::Settings;
+use crate::remote::s3::S3Backend;
+use crate::remote::url::{Location, s3_config};
 use crate::store::Repository;
-use crate::store::backend::LocalBackend;
+use crate::store::backend::{Backend, LocalBackend};
 use crate::store::repo::ReadLocking;
 
 #[derive(Args, Debug)]
@@ -20,7 +22,9 @@ pub struct GlobalArgs {
     /// Configuration file (default: ./rbk.toml when present).
     #[arg(long, env = "RBK_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    /// Repository directory (local disk or NAS mount).
+    /// Repository: a directory (local disk or NAS mount), or s3://BUCKET/PREFIX on
+    /// S3-compatible storage (credentials and endpoint from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, or [s3] in rbk.toml).
     #[arg(long, short = 'r', env = "RBK_REPO", global = true)]
     pub repo: Option<PathBuf>,
     /// Read the password from the first line of FILE. The password comes from the first of:
@@ -82,8 +86,17 @@ impl GlobalArgs {
         })
     }
 
-    pub fn backend(&self) -> Result<Arc<LocalBackend>> {
-        Ok(Arc::new(LocalBackend::new(self.repo_path()?)))
+    /// The repository's backend: a directory, or a bucket for `s3://BUCKET/PREFIX`.
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        Ok(
+            match Location::parse(&self.repo_path()?).map_err(|e| crate::usage!("{e:#}"))? {
+                Location::Local(path) => Arc::new(LocalBackend::new(path)),
+                Location::S3 { bucket, prefix } => {
+                    let settings = self.settings()?;
+                    Arc::new(S3Backend::new(&s3_config(&bucket, &prefix, &settings.s3)?)?)
+                }
+            },
+        )
     }
 
     /// Where the repository password comes from (password.rs `choose` has the order).

@@ -35,7 +35,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
     let repo = Repository::init(backend, password.as_bytes(), &options)?;
     if global.json {
         super::output::json(&serde_json::json!({
-            "repository": local.root().display().to_string(),
+            "repository": local.location(),
             "repo_id": repo.config().repo_id.to_hex(),
             "key": repo.key_name(),
         }));
@@ -43,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<u8> {
         println!(
             "created repository {} at {}",
             repo.config().repo_id.short(),
-            super::output::esc(&local.root().display().to_string())
+            super::output::esc(&local.location())
         );
         println!("keep the password safe: without it the backups cannot be read");
     }

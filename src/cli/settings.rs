@@ -20,6 +20,9 @@ pub struct Settings {
     pub stack: StackSettings,
     /// Host mode: a stack outside Compose; when present, `rbk snapshot` uses it.
     pub host: Option<HostConfig>,
+    /// A repository on S3-compatible storage (`repository = "s3://BUCKET/PREFIX"`).
+    #[serde(default)]
+    pub s3: crate::remote::url::S3Settings,
 }
 
 #[derive(Debug, Default, Deserialize)]

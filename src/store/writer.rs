@@ -359,9 +359,19 @@ impl Drop for SnapshotWriter<'_> {
         // No index lists the others and no other writer can use their blobs
         // (others deduplicate only against indexed blobs), so they are
         // garbage: remove them now rather than leave them for prune.
+        // A removal that fails says the repository is unreachable (a NAS gone, a bucket's
+        // servers down): the rest would each fail the same way, after the backend's own
+        // retries, so they are left to prune (which removes packs in no index).
         let written = std::mem::take(&mut *lock(&self.written));
         for pack in written.iter().filter(|p| !self.indexed.contains(p)) {
-            let _ = self.repo.backend().remove(FileKind::Pack, &pack.to_hex());
+            if self
+                .repo
+                .backend()
+                .remove(FileKind::Pack, &pack.to_hex())
+                .is_err()
+            {
+                break;
+            }
         }
     }
 }

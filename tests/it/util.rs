@@ -232,30 +232,42 @@ pub fn run(mut c: Command) -> Run {
 /// Waits for a spawned child, failing the test (not hanging it) if it never ends:
 /// a deadlock guard, not a timing assertion.
 pub fn wait_with_guard(mut child: Child, limit: Duration, what: &str) -> Run {
+    // Drained while it runs: a child that fills a pipe nobody reads would block on it, and
+    // the guard would call that a deadlock of its own.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             // What it said before it stuck is where to start looking.
-            let said = child
-                .wait_with_output()
-                .map(|o| {
-                    format!(
-                        "{}\n{}",
-                        String::from_utf8_lossy(&o.stdout),
-                        String::from_utf8_lossy(&o.stderr)
-                    )
-                })
-                .unwrap_or_default();
+            let said = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&stdout.join().unwrap_or_default()),
+                String::from_utf8_lossy(&stderr.join().unwrap_or_default())
+            );
             panic!("{what} did not finish within {limit:?}: deadlock? Its output:\n{said}");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("wait_with_output");
-    Run::from_output(out.status, out.stdout, out.stderr)
+    };
+    Run::from_output(
+        status,
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    )
 }
 
 pub fn open_repo(path: &Path) -> Repository {
