@@ -363,20 +363,11 @@ impl Backend for S3Backend {
         let entries = self
             .run(async move { op.list_with("").recursive(true).await })
             .map_err(|e| self.err("list", "", e))?;
-        let kinds = [
-            FileKind::Key,
-            FileKind::Pack,
-            FileKind::Index,
-            FileKind::Snapshot,
-            FileKind::Lock,
-            FileKind::Deletion,
-            FileKind::Verification,
-        ];
         let known = |key: &str| -> bool {
             if key == "config" {
                 return true;
             }
-            kinds.iter().any(|k| {
+            FileKind::FOLDERS.iter().any(|k| {
                 let Some(rest) = key.strip_prefix(k.dir()).and_then(|r| r.strip_prefix('/')) else {
                     return false;
                 };

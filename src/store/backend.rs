@@ -368,14 +368,11 @@ impl Backend for LocalBackend {
             }
             Ok(v)
         };
-        for kind in [
-            FileKind::Key,
-            FileKind::Index,
-            FileKind::Snapshot,
-            FileKind::Lock,
-            FileKind::Deletion,
-            FileKind::Verification,
-        ] {
+        // Packs, one folder deeper, come after.
+        for kind in FileKind::FOLDERS
+            .into_iter()
+            .filter(|k| *k != FileKind::Pack)
+        {
             for (name, ft) in entries(&self.root.join(kind.dir()))? {
                 if !ft.is_file() {
                     out.push(format!("{}/{name}", kind.dir()));
@@ -423,15 +420,7 @@ impl Backend for LocalBackend {
     fn create_layout(&self) -> Result<()> {
         // A folder that exists already (a NAS mount point) keeps its mode: it is the user's.
         create_private_dir(&self.root)?;
-        for kind in [
-            FileKind::Key,
-            FileKind::Pack,
-            FileKind::Index,
-            FileKind::Snapshot,
-            FileKind::Lock,
-            FileKind::Deletion,
-            FileKind::Verification,
-        ] {
+        for kind in FileKind::FOLDERS {
             create_private_dir(&self.root.join(kind.dir()))?;
         }
         sync_dir(&self.root)

@@ -26,6 +26,17 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// Every kind but the config, which is a single file: the kinds that live in a folder.
+    pub const FOLDERS: [FileKind; 7] = [
+        FileKind::Key,
+        FileKind::Pack,
+        FileKind::Index,
+        FileKind::Snapshot,
+        FileKind::Lock,
+        FileKind::Deletion,
+        FileKind::Verification,
+    ];
+
     /// The directory that holds files of this kind (the config is a single file).
     pub fn dir(self) -> &'static str {
         match self {
