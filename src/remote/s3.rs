@@ -185,6 +185,11 @@ impl S3Backend {
     }
 }
 
+/// A stalled request, which OpenDAL's timeout layer reports as `Unexpected`.
+fn is_timeout(e: &opendal::Error) -> bool {
+    e.is_temporary() || e.to_string().contains("timeout")
+}
+
 /// A retry is logged at debug level (`-vv`), not as a warning: a flaky link retries often,
 /// and the failure that remains is reported anyway. Called on the runtime's threads, so it
 /// must not wait for anything.
@@ -304,10 +309,27 @@ impl Backend for S3Backend {
         let key = Self::key(kind, name);
         let op = self.op.clone();
         let k = key.clone();
-        let body = data.to_vec();
+        // Shared, not copied, by each attempt.
+        let body = opendal::Buffer::from(data.to_vec());
         // The config is the repository: two `init`s racing must not both win.
         let exclusive = kind == FileKind::Config && op.info().capability().write_with_if_not_exists;
-        match self.run(async move { op.write_with(&k, body).if_not_exists(exclusive).await }) {
+        // OpenDAL does not retry a write whose body stalled (it cannot know the body can be
+        // sent again); rbk's can: the same bytes, so a second PUT is harmless. A node of a
+        // cluster that dies mid-upload stalls the PUTs it was part of until the others
+        // notice.
+        let mut attempt = 1;
+        let written = loop {
+            let (op, k, body) = (op.clone(), k.clone(), body.clone());
+            match self.run(async move { op.write_with(&k, body).if_not_exists(exclusive).await }) {
+                Err(e) if attempt < ATTEMPTS && is_timeout(&e) => {
+                    tracing::debug!("S3: retrying the write of {key} after a stall: {e}");
+                    std::thread::sleep(Duration::from_secs(2 * attempt as u64));
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match written {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => {
                 Err(StoreError::AlreadyExists(PathBuf::from(&self.url)))

@@ -124,8 +124,9 @@ fn s3_stack_parts_round_trip() {
     assert_eq!(check["ok"], true, "after prune: {check}");
 }
 
-/// One node of three down: writes and reads keep their quorum (2 of 3), nothing is lost,
-/// and the node catches up once back.
+/// One node of three stopped while a snapshot uploads, and still down for the restore:
+/// writes and reads keep their quorum (2 of 3), nothing is lost, and the node serves the
+/// snapshot once back.
 #[test]
 fn s3_one_node_down_loses_nothing() {
     let Some(g) = Garage::start("one_down") else {
@@ -136,12 +137,42 @@ fn s3_one_node_down_loses_nothing() {
     let input = env.write("data.bin", &data);
     let a = &g.endpoints[0];
     ok(&g, a, "one", &["init", "--kdf-memory-mib", "8"]);
-    g.stop(&g.nodes[2]);
-    ok(
+    // The producer pauses halfway, so the node goes while packs are being uploaded.
+    let script = format!(
+        "head -c 12582912 '{0}'; sleep 3; tail -c +12582913 '{0}'",
+        input.display()
+    );
+    let child = rbk(
         &g,
         a,
         "one",
-        &["snapshot", "--path", input.to_str().expect("utf-8")],
+        &[
+            "--json",
+            "snapshot",
+            "--command",
+            "data.bin",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn rbk");
+    std::thread::sleep(Duration::from_millis(1500));
+    g.stop(&g.nodes[2]);
+    let r = wait_with_guard(
+        child,
+        Duration::from_secs(600),
+        "rbk snapshot with a node down",
+    );
+    assert_eq!(
+        r.code,
+        EXIT_OK,
+        "the snapshot with a node stopped midway:\n{}",
+        r.all()
     );
     let out = env.path("out");
     ok(
