@@ -185,9 +185,10 @@ impl S3Backend {
     }
 }
 
-/// A stalled request, which OpenDAL's timeout layer reports as `Unexpected`.
+/// A write whose body stalled, which OpenDAL's timeout layer reports as a persistent
+/// `Unexpected` error (temporary ones were retried by the retry layer already).
 fn is_timeout(e: &opendal::Error) -> bool {
-    e.is_temporary() || e.to_string().contains("timeout")
+    !e.is_temporary() && e.kind() == ErrorKind::Unexpected && e.to_string().contains("timeout")
 }
 
 /// A retry is logged at debug level (`-vv`), not as a warning: a flaky link retries often,
