@@ -45,6 +45,29 @@ fn ok(g: &Garage, endpoint: &str, prefix: &str, args: &[&str]) -> Run {
     r
 }
 
+/// `rbk snapshot` of a part that `sh -c SCRIPT` produces, started and left running (its
+/// output piped), so that a test can stop nodes while it uploads.
+fn spawn_snapshot(g: &Garage, endpoint: &str, prefix: &str, script: &str) -> std::process::Child {
+    rbk(
+        g,
+        endpoint,
+        prefix,
+        &[
+            "snapshot",
+            "--command",
+            "data.bin",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn rbk")
+}
+
 #[test]
 fn s3_backend_keeps_the_contract_on_a_garage_cluster() {
     let Some(g) = Garage::start("contract") else {
@@ -142,25 +165,7 @@ fn s3_one_node_down_loses_nothing() {
         "head -c 12582912 '{0}'; sleep 3; tail -c +12582913 '{0}'",
         input.display()
     );
-    let child = rbk(
-        &g,
-        a,
-        "one",
-        &[
-            "--json",
-            "snapshot",
-            "--command",
-            "data.bin",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn rbk");
+    let child = spawn_snapshot(&g, a, "one", &script);
     std::thread::sleep(Duration::from_millis(1500));
     g.stop(&g.nodes[2]);
     let r = wait_with_guard(
@@ -215,24 +220,7 @@ fn s3_cluster_lost_mid_snapshot_commits_nothing() {
     ok(&g, a, "down", &["init", "--kdf-memory-mib", "8"]);
     // A producer slow enough that the cluster goes away while it runs.
     let script = "head -c 8388608 /dev/urandom; sleep 3; head -c 33554432 /dev/urandom";
-    let child = rbk(
-        &g,
-        a,
-        "down",
-        &[
-            "snapshot",
-            "--command",
-            "data.bin",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn rbk");
+    let child = spawn_snapshot(&g, a, "down", script);
     std::thread::sleep(Duration::from_millis(1500));
     for n in &g.nodes {
         g.stop(n);
