@@ -294,12 +294,22 @@ fn planted_in_verifications() {
     every_plant_in("verifications");
 }
 
+/// The repository's own key file, read before anything is planted beside it: its name is
+/// random, so "the first file in keys/" would be a planted one as often as not.
+fn the_real_key(repo: &Path) -> KeyFile {
+    let names = names_in(&repo.join("keys"));
+    assert_eq!(names.len(), 1, "the fixture has one key: {names:?}");
+    KeyFile::decode(
+        &names[0],
+        &fs::read(repo.join("keys").join(&names[0])).unwrap(),
+    )
+    .expect("the fixture's key")
+}
+
 /// A copy of the repository's key file with other Argon2id parameters (it opens with no
 /// password, but whoever tries it pays for the derivation).
-fn costly_key(repo: &Path, kdf: KdfParams) -> Vec<u8> {
-    let name = names_in(&repo.join("keys")).remove(0);
-    let mut key = KeyFile::decode(&name, &fs::read(repo.join("keys").join(&name)).unwrap())
-        .expect("the fixture's key");
+fn costly_key(real: &KeyFile, kdf: KdfParams) -> Vec<u8> {
+    let mut key = real.clone();
     key.kdf = kdf;
     key.encode()
 }
@@ -313,6 +323,7 @@ fn costly_key(repo: &Path, kdf: KdfParams) -> Vec<u8> {
 fn planted_key_files_cost_bounded_time_and_memory() {
     let f = Fixture::new();
     let repo = f.copy("costly-keys");
+    let real = the_real_key(&repo);
     let beyond = KdfParams {
         memory_kib: 4 * 1024 * 1024,
         iterations: 64,
@@ -325,12 +336,12 @@ fn planted_key_files_cost_bounded_time_and_memory() {
     };
     fs::write(
         repo.join("keys").join("ee".repeat(16)),
-        costly_key(&repo, beyond),
+        costly_key(&real, beyond),
     )
     .unwrap();
     fs::write(
         repo.join("keys").join("ef".repeat(16)),
-        costly_key(&repo, bound),
+        costly_key(&real, bound),
     )
     .unwrap();
     let plant_cheap = |range: std::ops::Range<u8>| {
@@ -341,7 +352,7 @@ fn planted_key_files_cost_bounded_time_and_memory() {
                 parallelism: 1,
             };
             let name = format!("{:02x}", i).repeat(16);
-            fs::write(repo.join("keys").join(name), costly_key(&repo, cheap)).unwrap();
+            fs::write(repo.join("keys").join(name), costly_key(&real, cheap)).unwrap();
         }
     };
     plant_cheap(0..10);
