@@ -38,11 +38,13 @@ macro_rules! eprint {
 
 mod check;
 mod completions;
+mod copy;
 mod diff;
 mod drill;
 mod forget;
 mod global;
 mod init;
+mod keep;
 mod key;
 mod man;
 mod output;
@@ -149,6 +151,7 @@ pub enum Command {
     Stats(stats::StatsArgs),
     Diff(diff::DiffArgs),
     Prune(prune::PruneArgs),
+    Copy(copy::CopyArgs),
     Forget(forget::ForgetArgs),
     Repair(repair::RepairArgs),
     Unlock(unlock::UnlockArgs),
@@ -184,6 +187,7 @@ pub fn run() -> ExitCode {
         Command::Stats(a) => stats::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
+        Command::Copy(a) => copy::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),
         Command::Repair(a) => repair::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),

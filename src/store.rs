@@ -9,6 +9,7 @@ pub mod check;
 pub mod chunker;
 pub mod config;
 pub mod conformance;
+pub mod copy;
 pub mod crypto;
 pub mod diff;
 pub mod error;

@@ -88,8 +88,13 @@ impl GlobalArgs {
 
     /// The repository's backend: a directory, or a bucket for `s3://BUCKET/PREFIX`.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        self.backend_at(&self.repo_path()?)
+    }
+
+    /// The backend of a repository at `location` (this one's, or another's for `copy`).
+    pub fn backend_at(&self, location: &std::path::Path) -> Result<Arc<dyn Backend>> {
         Ok(
-            match Location::parse(&self.repo_path()?).map_err(|e| crate::usage!("{e:#}"))? {
+            match Location::parse(location).map_err(|e| crate::usage!("{e:#}"))? {
                 Location::Local(path) => Arc::new(LocalBackend::new(path)),
                 Location::S3 { bucket, prefix } => {
                     let settings = self.settings()?;
@@ -117,7 +122,12 @@ impl GlobalArgs {
     pub fn open(&self) -> Result<Repository> {
         let backend = crate::store::fault::from_env(self.backend()?)?;
         let password = read_password(&self.password_source()?, false)?;
-        let mut repo = Repository::open(backend, password.as_bytes())?;
+        self.open_with(backend, password.as_bytes())
+    }
+
+    /// Opens the repository `backend` holds with `password`, reporting as this command does.
+    pub fn open_with(&self, backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let mut repo = Repository::open(backend, password)?;
         repo.set_progress(reporter(self.progress, self.quiet));
         if self.no_lock {
             repo.set_read_locking(ReadLocking::Skip);

@@ -23,7 +23,7 @@ pub fn run(_args: &ManArgs) -> Result<u8> {
 
 /// The variables rbk reads, for ENVIRONMENT (tests/it/help.rs finds every `RBK_*` the source
 /// names and holds this list to it).
-const ENVIRONMENT: [(&str, &str); 13] = [
+const ENVIRONMENT: [(&str, &str); 16] = [
     ("RBK_REPO", "The repository, as --repo."),
     ("RBK_CONFIG", "The configuration file, as --config."),
     (
@@ -42,6 +42,15 @@ const ENVIRONMENT: [(&str, &str); 13] = [
          RBK_PASSWORD_FILE).",
     ),
     ("RBK_PROGRESS", "auto, json or none, as --progress."),
+    ("RBK_COPY_TO", "The destination of `rbk copy`, as its --to."),
+    (
+        "RBK_COPY_PASSWORD_FILE",
+        "The destination's password file for `rbk copy`, as its --to-password-file.",
+    ),
+    (
+        "RBK_COPY_PASSWORD_COMMAND",
+        "The destination's password command for `rbk copy`, as its --to-password-command.",
+    ),
     (
         "RBK_LOG",
         "A tracing filter for what rbk logs on stderr (e.g. rbk=debug); overrides -q and -v.",
@@ -63,7 +72,7 @@ const ENVIRONMENT: [(&str, &str); 13] = [
     (
         "RBK_FAULT",
         "For rbk's own tests only: ACTION@OPERATION:N makes the repository backend fail or \
-         kill the process at its Nth such operation.",
+         kill the process at its Nth such operation (for `rbk copy`, the destination's).",
     ),
     (
         "RBK_TEST_DELAY_COMMIT_MS",

@@ -99,15 +99,36 @@ pub fn read_password(from: &PasswordFrom, confirm: bool) -> Result<Zeroizing<Str
 /// command, or a prompt asked twice. Never `RBK_PASSWORD`, which holds the
 /// current password.
 pub fn read_new_password(src: &PasswordSource) -> Result<Zeroizing<String>> {
-    if let Some(p) = from_file_or_command(src, "new password")? {
+    read_named_password(
+        src,
+        "new password",
+        "--new-password-file or --new-password-command",
+        true,
+    )
+}
+
+/// A password that is not this repository's (a new one, another repository's): from
+/// `src`, or a prompt on a terminal. `what` names it, `flags` says how to give it.
+pub fn read_named_password(
+    src: &PasswordSource,
+    what: &str,
+    flags: &str,
+    confirm: bool,
+) -> Result<Zeroizing<String>> {
+    if src.file.is_some() && src.command.is_some() {
+        return Err(crate::usage!(
+            "{flags} are both set: give a password file or a password command, not both"
+        ));
+    }
+    if let Some(p) = from_file_or_command(src, what)? {
         return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
         return Err(crate::usage!(
-            "no new password: use --new-password-file or --new-password-command (no terminal to ask on)"
+            "no {what}: use {flags} (no terminal to ask on)"
         ));
     }
-    prompt("new password", true)
+    prompt(what, confirm)
 }
 
 /// `what` names the password in messages ("password", "new password").

@@ -46,7 +46,7 @@ pub struct SnapshotArgs {
     pub program: Vec<String>,
     /// Label the snapshot with these tags (comma-separated, as `prune --keep-tag`
     /// reads them; repeatable).
-    #[arg(long = "tag", value_name = "TAGS", value_parser = super::prune::parse_tags)]
+    #[arg(long = "tag", value_name = "TAGS", value_parser = super::keep::parse_tags)]
     pub tags: Vec<Vec<String>>,
     /// Record this host name instead of the machine's.
     #[arg(long)]

@@ -59,6 +59,10 @@ impl BlobCodec {
             Some(c) if c.len() < data.len() => (CODEC_ZSTD, c.as_slice()),
             _ => (CODEC_RAW, data),
         };
+        self.seal_framed(id, codec, payload)
+    }
+
+    fn seal_framed(&self, id: &Id, codec: u8, payload: &[u8]) -> Vec<u8> {
         let unpadded = 5 + payload.len();
         let padded = unpadded.div_ceil(self.pad_to) * self.pad_to;
         let mut plain = Vec::with_capacity(padded + super::crypto::SEAL_OVERHEAD);
@@ -84,18 +88,8 @@ impl BlobCodec {
     /// the AEAD with the id as associated data proves these are the bytes a
     /// key holder sealed for this id.
     pub fn verify_sealed(&self, id: &Id, sealed: &[u8]) -> Result<(), String> {
-        let plain = self
-            .crypto
-            .open(&id.0, sealed)
-            .ok_or("authentication failed (modified, truncated or swapped)")?;
-        if plain.len() < 5 {
-            return Err("too short".into());
-        }
-        let len = u32::from_le_bytes([plain[1], plain[2], plain[3], plain[4]]) as usize;
-        if 5 + len > plain.len() {
-            return Err("payload length exceeds the blob".into());
-        }
-        match plain[0] {
+        let plain = self.open_framed(id, sealed)?;
+        match unframe(&plain)?.0 {
             CODEC_RAW | CODEC_ZSTD => Ok(()),
             other => Err(format!("unknown codec {other}")),
         }
@@ -106,23 +100,48 @@ impl BlobCodec {
     /// for this id; restore uses this and verifies the whole stream's hash
     /// instead, which saves a hash pass over every restored byte.
     pub fn open_authenticated(&self, id: &Id, sealed: &[u8]) -> Result<Vec<u8>, String> {
-        let plain = self
-            .crypto
-            .open(&id.0, sealed)
-            .ok_or("authentication failed (modified, truncated or swapped)")?;
-        if plain.len() < 5 {
-            return Err("too short".into());
+        let plain = self.open_framed(id, sealed)?;
+        let (codec, payload) = unframe(&plain)?;
+        expand(codec, payload)
+    }
+
+    /// A blob of another repository (`from` opens it) sealed for this one, as `rbk copy`
+    /// moves it: the content must hash to `id` under this repository's id key (the two
+    /// share their chunking secrets, or the ids would not be this repository's), and the
+    /// compressed payload is sealed again as it is, not compressed a second time.
+    pub fn reseal_from(&self, from: &BlobCodec, id: &Id, sealed: &[u8]) -> Result<Vec<u8>, String> {
+        let plain = from.open_framed(id, sealed)?;
+        let (codec, payload) = unframe(&plain)?;
+        if self.id_of(&expand(codec, payload)?) != *id {
+            return Err("content does not match its id".into());
         }
-        let len = u32::from_le_bytes([plain[1], plain[2], plain[3], plain[4]]) as usize;
-        let payload = plain
-            .get(5..5 + len)
-            .ok_or("payload length exceeds the blob")?;
-        let data = match plain[0] {
-            CODEC_RAW => payload.to_vec(),
-            CODEC_ZSTD => decompress(payload)?,
-            other => return Err(format!("unknown codec {other}")),
-        };
-        Ok(data)
+        Ok(self.seal_framed(id, codec, payload))
+    }
+
+    fn open_framed(&self, id: &Id, sealed: &[u8]) -> Result<Vec<u8>, String> {
+        self.crypto
+            .open(&id.0, sealed)
+            .ok_or_else(|| "authentication failed (modified, truncated or swapped)".into())
+    }
+}
+
+/// The codec byte and the payload of an opened blob.
+fn unframe(plain: &[u8]) -> Result<(u8, &[u8]), String> {
+    if plain.len() < 5 {
+        return Err("too short".into());
+    }
+    let len = u32::from_le_bytes([plain[1], plain[2], plain[3], plain[4]]) as usize;
+    let payload = plain
+        .get(5..5 + len)
+        .ok_or("payload length exceeds the blob")?;
+    Ok((plain[0], payload))
+}
+
+fn expand(codec: u8, payload: &[u8]) -> Result<Vec<u8>, String> {
+    match codec {
+        CODEC_RAW => Ok(payload.to_vec()),
+        CODEC_ZSTD => decompress(payload),
+        other => Err(format!("unknown codec {other}")),
     }
 }
 
@@ -185,5 +204,35 @@ mod tests {
             let other = codec.id_of(b"other");
             assert!(codec.open(&other, &sealed).is_err());
         }
+    }
+
+    #[test]
+    fn reseal_needs_the_same_id_key_and_keeps_the_payload() {
+        let source = MasterKey::generate();
+        let from = BlobCodec::new(Crypto::new(&source), 3, 64);
+        let sharing = MasterKey {
+            data: MasterKey::generate().data,
+            ..source.clone()
+        };
+        let to = BlobCodec::new(Crypto::new(&sharing), 19, 64);
+        let data = vec![7u8; 100_000];
+        let id = from.id_of(&data);
+        let sealed = from.seal(&id, &data);
+        let moved = to.reseal_from(&from, &id, &sealed).unwrap();
+        assert_eq!(to.open(&id, &moved).unwrap(), data);
+        assert_eq!(
+            moved.len(),
+            sealed.len(),
+            "the level-3 payload, not a new one"
+        );
+        assert!(
+            from.open(&id, &moved).is_err(),
+            "sealed with the new data key"
+        );
+        let stranger = BlobCodec::new(Crypto::new(&MasterKey::generate()), 3, 64);
+        assert!(stranger.reseal_from(&from, &id, &sealed).is_err());
+        let mut flipped = sealed.clone();
+        flipped[30] ^= 1;
+        assert!(to.reseal_from(&from, &id, &flipped).is_err());
     }
 }

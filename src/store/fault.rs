@@ -12,7 +12,7 @@
 //! failed fsync of the directory after the rename would: the file exists
 //! although the write reported an error); operation is `write`, `remove`, `read`, `list`, or
 //! `mutation` (a write or a remove). `n` counts from 1. The crash and fault
-//! tests use it; nothing else does.
+//! tests use it; nothing else does. `rbk copy` applies it to the destination only.
 
 use std::io;
 use std::path::PathBuf;

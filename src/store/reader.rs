@@ -38,7 +38,24 @@ impl Repository {
         needed_by: &str,
         verify_id: bool,
     ) -> Result<Vec<u8>> {
-        let loc = index.get(id).ok_or_else(|| match index.lost_pack_of(id) {
+        let loc = self.locate(index, id, needed_by)?;
+        self.fetch_at(loc, id, needed_by, verify_id)
+    }
+
+    /// A blob's sealed bytes as its pack holds them, and the pack's name.
+    pub(super) fn sealed_blob(
+        &self,
+        index: &Index,
+        id: &Id,
+        needed_by: &str,
+    ) -> Result<(Vec<u8>, String)> {
+        let loc = self.locate(index, id, needed_by)?;
+        let pack = loc.pack.to_hex();
+        Ok((self.read_sealed(loc, id, needed_by)?, pack))
+    }
+
+    fn locate(&self, index: &Index, id: &Id, needed_by: &str) -> Result<BlobLocation> {
+        index.get(id).ok_or_else(|| match index.lost_pack_of(id) {
             Some(pack) => StoreError::damaged(
                 FileKind::Pack.path_of(&pack.to_hex()),
                 format!("missing (needed for blob {id} of {needed_by})"),
@@ -47,8 +64,7 @@ impl Repository {
                 blob: id.to_hex(),
                 needed_by: needed_by.to_string(),
             },
-        })?;
-        self.fetch_at(loc, id, needed_by, verify_id)
+        })
     }
 
     fn fetch_at(
@@ -58,6 +74,22 @@ impl Repository {
         needed_by: &str,
         verify_id: bool,
     ) -> Result<Vec<u8>> {
+        let buf = self.read_sealed(loc, id, needed_by)?;
+        let codec = self.blob_codec();
+        let opened = if verify_id {
+            codec.open(id, &buf)
+        } else {
+            codec.open_authenticated(id, &buf)
+        };
+        opened.map_err(|detail| {
+            StoreError::damaged(
+                FileKind::Pack.path_of(&loc.pack.to_hex()),
+                format!("blob {id}: {detail}"),
+            )
+        })
+    }
+
+    fn read_sealed(&self, loc: BlobLocation, id: &Id, needed_by: &str) -> Result<Vec<u8>> {
         let pack = loc.pack.to_hex();
         // The index is repository data: a length no writer produces is
         // damage, refused before it is allocated.
@@ -85,18 +117,7 @@ impl Repository {
             }
             Err(e) => return Err(e),
         }
-        let codec = self.blob_codec();
-        let opened = if verify_id {
-            codec.open(id, &buf)
-        } else {
-            codec.open_authenticated(id, &buf)
-        };
-        opened.map_err(|detail| {
-            StoreError::damaged(
-                FileKind::Pack.path_of(&pack),
-                format!("blob {id}: {detail}"),
-            )
-        })
+        Ok(buf)
     }
 
     /// The list blobs and chunks a snapshot refers to, looking each list up in

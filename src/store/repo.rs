@@ -6,6 +6,7 @@ use super::backend::Backend;
 use super::blob::BlobCodec;
 use super::chunker::Chunker;
 use super::config::{CONFIG_VERSION, Config};
+use super::copy::Chunking;
 use super::crypto::{Crypto, MasterKey, random_array};
 use super::error::{Result, StoreError};
 use super::format::{FileKind, open_file, seal_file};
@@ -64,6 +65,9 @@ const RELIST_ATTEMPTS: usize = 100;
 pub struct InitOptions {
     pub kdf: KdfParams,
     pub compression_level: i32,
+    /// Another repository's chunking (`init --copy-chunker-params-from`): the same cut
+    /// points and chunk ids, so `rbk copy` moves blobs between the two as they are.
+    pub chunking: Option<Chunking>,
 }
 
 impl Default for InitOptions {
@@ -71,6 +75,7 @@ impl Default for InitOptions {
         InitOptions {
             kdf: KdfParams::default(),
             compression_level: 3,
+            chunking: None,
         }
     }
 }
@@ -86,9 +91,16 @@ impl Repository {
             return Err(StoreError::AlreadyExists(backend.location().into()));
         }
         backend.create_layout()?;
-        let master = MasterKey::generate();
+        let mut master = MasterKey::generate();
+        let mut config = Config::new(Id(random_array()), options.compression_level);
+        if let Some(chunking) = &options.chunking {
+            // Only what decides cut points and chunk ids: the data key, and with it
+            // every file's encryption, stays this repository's own.
+            master.id = chunking.id_key;
+            master.chunker = chunking.chunker_key;
+            config.chunker = chunking.params;
+        }
         let crypto = Crypto::new(&master);
-        let config = Config::new(Id(random_array()), options.compression_level);
         config.validate().map_err(StoreError::Invalid)?;
         let key = KeyFile::create(&master, password, options.kdf, hostname(), now_unix())?;
         let key_name = new_key_name();
@@ -304,6 +316,15 @@ impl Repository {
         let old = std::mem::replace(&mut self.key_name, added.clone());
         self.remove_key(&old, true)?;
         Ok((added, old))
+    }
+
+    /// What decides this repository's cut points and chunk ids (secret: it holds keys).
+    pub fn chunking(&self) -> Chunking {
+        Chunking {
+            params: self.config.chunker,
+            id_key: self.master.id,
+            chunker_key: self.master.chunker,
+        }
     }
 
     pub fn chunker(&self) -> Chunker {

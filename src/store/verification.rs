@@ -300,6 +300,7 @@ mod tests {
                 parallelism: 1,
             },
             compression_level: 3,
+            ..Default::default()
         };
         Repository::init(Arc::new(LocalBackend::new(dir)), b"pw", &options).expect("init")
     }

@@ -47,21 +47,28 @@ pub struct SnapshotWriter<'r> {
     claimed: Mutex<HashSet<Id>>,
     packer: Option<Packer>,
     written: Arc<Mutex<Vec<Id>>>,
+    /// Packs written and not yet listed by an index file of this writer's.
+    unindexed: Arc<Mutex<Vec<IndexedPack>>>,
     stats: Mutex<SnapshotStats>,
     started: Instant,
     /// Packs of this writer that a durable index file lists: they stay even
     /// if the snapshot fails.
     indexed: HashSet<Id>,
+    /// The index files this writer wrote (at checkpoints and at commit), and their names.
+    own: Vec<IndexFile>,
+    own_names: Vec<String>,
 }
 
 impl<'r> SnapshotWriter<'r> {
     pub fn new(repo: &'r Repository, index: Arc<Index>) -> SnapshotWriter<'r> {
         let written = Arc::new(Mutex::new(Vec::new()));
+        let unindexed = Arc::new(Mutex::new(Vec::new()));
         let packer = Packer::start(
             repo.backend().clone(),
             repo.crypto().clone(),
             repo.config().pack_target as usize,
             written.clone(),
+            unindexed.clone(),
         );
         SnapshotWriter {
             repo,
@@ -71,9 +78,12 @@ impl<'r> SnapshotWriter<'r> {
             claimed: Mutex::new(HashSet::new()),
             packer: Some(packer),
             written,
+            unindexed,
             stats: Mutex::new(SnapshotStats::default()),
             started: Instant::now(),
             indexed: HashSet::new(),
+            own: Vec::new(),
+            own_names: Vec::new(),
         }
     }
 
@@ -161,17 +171,26 @@ impl<'r> SnapshotWriter<'r> {
     /// The chunk's id, length, and its sealed bytes if no one has stored it yet.
     fn seal_if_new(&self, chunk: &[u8]) -> (Id, u32, Option<Vec<u8>>) {
         let id = self.codec.id_of(chunk);
-        let new = !self.index.contains(&id)
-            && self
-                .claimed
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(id);
         (
             id,
             chunk.len() as u32,
-            new.then(|| self.codec.seal(&id, chunk)),
+            self.claim(&id).then(|| self.codec.seal(&id, chunk)),
         )
+    }
+
+    /// Whether the blob `id` is new to the repository and this writer: true once, for
+    /// the caller that must then `push` it.
+    pub(super) fn claim(&self, id: &Id) -> bool {
+        !self.index.contains(id) && lock(&self.claimed).insert(*id)
+    }
+
+    /// Counts chunks a stream refers to that were stored without `add_stream` (a copy).
+    pub(super) fn count_chunks(&self, n: u64) {
+        lock(&self.stats).chunks += n;
+    }
+
+    pub(super) fn codec(&self) -> &BlobCodec {
+        &self.codec
     }
 
     fn store_list(&self, entries: &[(Id, u32)], task: &dyn Task) -> Result<Id> {
@@ -184,7 +203,7 @@ impl<'r> SnapshotWriter<'r> {
         Ok(id)
     }
 
-    fn push(&self, kind: BlobKind, id: Id, sealed: Vec<u8>) -> Result<()> {
+    pub(super) fn push(&self, kind: BlobKind, id: Id, sealed: Vec<u8>) -> Result<()> {
         {
             let mut stats = lock(&self.stats);
             stats.bytes_added += sealed.len() as u64;
@@ -209,28 +228,31 @@ impl<'r> SnapshotWriter<'r> {
         }))
     }
 
-    fn close_packer(&mut self) -> Result<Vec<IndexedPack>> {
+    fn close_packer(&mut self) -> Result<()> {
         let Some(mut packer) = self.packer.take() else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         drop(packer.tx.take());
         match packer.handle.take().map(|h| h.join()) {
-            Some(Ok(Some(done))) => Ok(done),
-            None => Ok(Vec::new()),
+            Some(Ok(true)) | None => Ok(()),
             _ => Err(lock(&packer.failure).take().unwrap_or_else(|| {
                 StoreError::Invalid("the pack writer stopped after an error".into())
             })),
         }
     }
 
-    /// Makes the snapshot durable: remaining packs, then the index files that
-    /// list them, then the manifest. Until the manifest exists, no snapshot does.
-    pub fn commit(mut self, mut snapshot: Snapshot) -> Result<(Id, Snapshot)> {
-        let packs = self.close_packer()?;
-        let own = IndexFile::split(packs);
-        let mut own_names = Vec::with_capacity(own.len());
-        for file in &own {
-            let (id, bytes) = self.repo.seal(FileKind::Index, INDEX_VERSION, file);
+    /// Writes an index file for the packs written so far, so that they survive this
+    /// writer being killed or failing: a later run finds their blobs indexed and does not
+    /// store them again (how `rbk copy` resumes). Until a snapshot uses them they are
+    /// unused to prune, which reclaims them if none ever does.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let packs = std::mem::take(&mut *lock(&self.unindexed));
+        self.write_index(packs)
+    }
+
+    fn write_index(&mut self, packs: Vec<IndexedPack>) -> Result<()> {
+        for file in IndexFile::split(packs) {
+            let (id, bytes) = self.repo.seal(FileKind::Index, INDEX_VERSION, &file);
             let name = id.to_hex();
             let written = self
                 .repo
@@ -248,8 +270,17 @@ impl<'r> SnapshotWriter<'r> {
                 self.indexed.extend(file.packs.iter().map(|p| p.id));
             }
             written?;
-            own_names.push(name);
+            self.own.push(file);
+            self.own_names.push(name);
         }
+        Ok(())
+    }
+
+    /// Makes the snapshot durable: remaining packs, then the index files that
+    /// list them, then the manifest. Until the manifest exists, no snapshot does.
+    pub fn commit(mut self, mut snapshot: Snapshot) -> Result<(Id, Snapshot)> {
+        self.close_packer()?;
+        self.checkpoint()?;
         let stats = SnapshotStats {
             duration_ms: self.started.elapsed().as_millis() as u64,
             ..self.stats()
@@ -265,7 +296,7 @@ impl<'r> SnapshotWriter<'r> {
         // Checked again after re-indexing: a lock lost meanwhile means a
         // prune may have deleted a pack between our look and our index.
         let reconciled = self
-            .reconcile(&own, &own_names, &snapshot)
+            .reconcile(&self.own, &self.own_names, &snapshot)
             .and_then(|()| self.repo.verify_locks());
         if let Err(e) = reconciled {
             // Not reported saved, so not left behind half-indexed.
@@ -388,7 +419,8 @@ struct Packer {
     abandoned: Arc<AtomicBool>,
     /// The pack writer's error, for whichever stream notices first.
     failure: Arc<Mutex<Option<StoreError>>>,
-    handle: Option<JoinHandle<Option<Vec<IndexedPack>>>>,
+    /// Whether every pack was written.
+    handle: Option<JoinHandle<bool>>,
 }
 
 impl Packer {
@@ -400,19 +432,19 @@ impl Packer {
         crypto: Crypto,
         target: usize,
         written: Arc<Mutex<Vec<Id>>>,
+        done: Arc<Mutex<Vec<IndexedPack>>>,
     ) -> Packer {
         let (tx, rx) = sync_channel::<SealedBlob>(PACKER_QUEUE);
         let failure = Arc::new(Mutex::new(None));
         let disk_failure = failure.clone();
         let abandoned = Arc::new(AtomicBool::new(false));
         let (fill_abandoned, disk_abandoned) = (abandoned.clone(), abandoned.clone());
-        let handle = std::thread::spawn(move || -> Option<Vec<IndexedPack>> {
+        let handle = std::thread::spawn(move || -> bool {
             let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(1);
-            let disk = std::thread::spawn(move || -> Option<Vec<IndexedPack>> {
-                let mut done = Vec::new();
+            let disk = std::thread::spawn(move || -> bool {
                 for (id, bytes, blobs) in pack_rx {
                     if disk_abandoned.load(Ordering::SeqCst) {
-                        return None;
+                        return false;
                     }
                     // Recorded before the write, so an abort also removes a
                     // pack whose write failed halfway (a no-op if it never appeared).
@@ -421,11 +453,11 @@ impl Packer {
                         // Stored before this thread ends, so that whoever
                         // sees the queue close finds the reason waiting.
                         *lock(&disk_failure) = Some(e);
-                        return None;
+                        return false;
                     }
-                    done.push(IndexedPack { id, blobs });
+                    lock(&done).push(IndexedPack { id, blobs });
                 }
-                Some(done)
+                true
             });
             let mut builder = PackBuilder::default();
             for (kind, id, sealed) in rx {
@@ -442,7 +474,7 @@ impl Packer {
                 let _ = pack_tx.send(builder.finish(&crypto));
             }
             drop(pack_tx);
-            disk.join().ok().flatten()
+            disk.join().unwrap_or(false)
         });
         Packer {
             tx: Some(tx),

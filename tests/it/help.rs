@@ -98,7 +98,13 @@ fn shipped_schedule_files_use_commands_rbk_accepts() {
     let mut checked = 0;
     for name in ["rbk.service", "rbk-verify.service", "crontab"] {
         let text = std::fs::read_to_string(dir.join(name)).expect("schedule file");
-        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        // Commands, and the optional ones shipped commented out (`#ExecStart=`, `#45 4 * * *`):
+        // a comment in words starts with `# `.
+        for line in text
+            .lines()
+            .map(|l| l.trim_start())
+            .filter(|l| !l.starts_with("# ") && *l != "#")
+        {
             // Every `rbk ...` command on the line, up to a shell operator or redirection.
             for part in line.split("&&") {
                 let Some(at) = part.find("rbk ") else {
@@ -118,7 +124,14 @@ fn shipped_schedule_files_use_commands_rbk_accepts() {
                     Some(&"prune" | &"verify") => {
                         env.ok(&words);
                     }
-                    Some(&"snapshot") => {
+                    // Run against the destination (`--repo ... prune`), or the copy
+                    // itself: their lines must parse.
+                    Some(&"snapshot" | &"copy") => {
+                        let mut args = words.clone();
+                        args.push("--help");
+                        env.ok(&args);
+                    }
+                    Some(w) if w.starts_with("--") => {
                         let mut args = words.clone();
                         args.push("--help");
                         env.ok(&args);
@@ -129,7 +142,7 @@ fn shipped_schedule_files_use_commands_rbk_accepts() {
             }
         }
     }
-    assert!(checked >= 6, "found only {checked} rbk command lines");
+    assert!(checked >= 9, "found only {checked} rbk command lines");
 }
 
 /// Exit 6 (done, with warnings) must not stop the nightly prune: `rbk.service` counts it as

@@ -357,6 +357,7 @@ fn json_md_documents_every_command() {
         "prune-dry-run",
         "forget",
         "forget-unreadable",
+        "copy",
         "repair-index",
         "repair-snapshots",
         "unlock",

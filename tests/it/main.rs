@@ -2,6 +2,7 @@
 
 mod bounds;
 mod concurrent;
+mod copy;
 mod crash;
 mod damage;
 mod dedup;

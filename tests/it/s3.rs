@@ -279,6 +279,7 @@ fn s3_two_writers_never_both_hold_the_lock() {
                 ..Default::default()
             },
             compression_level: 3,
+            ..Default::default()
         },
     )
     .expect("init");
@@ -321,4 +322,125 @@ fn s3_two_writers_never_both_hold_the_lock() {
         won.load(Ordering::SeqCst) > 0,
         "no writer ever got the lock"
     );
+}
+
+/// `rbk copy` local -> S3 (the bucket made with the local repository's chunking) -> a second
+/// local repository (its own chunking): restores from each are byte-identical, the bucket
+/// receives only what each night added, and a second copy sends nothing.
+#[test]
+fn s3_copy_local_to_s3_and_back() {
+    let Some(g) = Garage::start("copy") else {
+        return;
+    };
+    let env = Env::new();
+    let a = &g.endpoints[0];
+    let pass = env.write("pass", format!("{PASSWORD}\n").as_bytes());
+    let pass = pass.to_str().expect("utf-8");
+    let bucket = format!("s3://{BUCKET}/copied");
+    let dump = build_dump(DumpFormat::Dzv1Zstd, &store_files(2, 30));
+    let sql = text_bytes(2 * 1024 * 1024, 4);
+    let dump_path = env.write("neo4j.dump", &dump);
+    let sql_path = env.write("metadata.sql", &sql);
+    let paths = [
+        "--path",
+        dump_path.to_str().expect("utf-8"),
+        "--path",
+        sql_path.to_str().expect("utf-8"),
+    ];
+    let night1 = env.snapshot(&paths);
+
+    ok(
+        &g,
+        a,
+        "copied",
+        &[
+            "init",
+            "--kdf-memory-mib",
+            "8",
+            "--copy-chunker-params-from",
+            env.repo.to_str().expect("utf-8"),
+            "--from-password-file",
+            pass,
+        ],
+    );
+    let copy_to = |from: &std::path::Path, to: &str, extra: &[(&str, &str)]| -> Value {
+        let mut c = cmd_for(
+            from,
+            PASSWORD,
+            &["--json", "copy", "--to", to, "--to-password-file", pass],
+        );
+        g.env(&mut c, a);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        let r = run(c);
+        assert_eq!(r.code, EXIT_OK, "copy to {to}:\n{}", r.all());
+        r.json()
+    };
+    let first = copy_to(&env.repo, &bucket, &[]);
+    assert_eq!(u64_of(&first, "copied"), 1, "{first}");
+    assert_eq!(
+        u64_of(&first, "bytes_added"),
+        u64_of(&night1, "bytes_added"),
+        "{first}"
+    );
+
+    // Night 2: the SQL grew; the bucket receives what the night added, no more.
+    let mut sql2 = sql.clone();
+    sql2.extend_from_slice(&text_bytes(100_000, 5));
+    std::fs::write(&sql_path, &sql2).expect("write");
+    let night2 = env.snapshot(&paths);
+    let second = copy_to(&env.repo, &bucket, &[]);
+    assert_eq!(u64_of(&second, "copied"), 1, "{second}");
+    assert_eq!(
+        u64_of(&second, "bytes_added"),
+        u64_of(&night2, "bytes_added"),
+        "{second}"
+    );
+    assert_eq!(u64_of(&copy_to(&env.repo, &bucket, &[]), "copied"), 0);
+    let check: Value = ok(&g, a, "copied", &["--json", "check", "--read-data"]).json();
+    assert_eq!(check["ok"], true, "{check}");
+
+    // Back from the bucket to a repository of its own chunking.
+    let back = env.path("back");
+    let r = run(cmd_for(&back, PASSWORD, &["init", "--kdf-memory-mib", "8"]));
+    assert_eq!(r.code, EXIT_OK, "{}", r.all());
+    let mut c = rbk(
+        &g,
+        a,
+        "copied",
+        &[
+            "--json",
+            "copy",
+            "--to",
+            back.to_str().expect("utf-8"),
+            "--to-password-file",
+            pass,
+        ],
+    );
+    c.env("RBK_REPO", &bucket);
+    let r = run(c);
+    assert_eq!(r.code, EXIT_OK, "copy back:\n{}", r.all());
+    assert_eq!(u64_of(&r.json(), "copied"), 2, "{}", r.stdout);
+
+    for (which, mut cmd) in [
+        ("the bucket", rbk(&g, a, "copied", &[])),
+        ("the copy back", cmd_for(&back, PASSWORD, &[])),
+    ] {
+        let out = env.path(&format!("out-{}", which.replace(' ', "-")));
+        cmd.args(["restore", "latest", "--to", out.to_str().expect("utf-8")]);
+        let r = run(cmd);
+        assert_eq!(r.code, EXIT_OK, "restore from {which}:\n{}", r.all());
+        assert_file_is(
+            &out.join("metadata.sql"),
+            &sql2,
+            &format!("SQL from {which}"),
+        );
+        let restored = std::fs::read(out.join("neo4j.dump")).expect("restored dump");
+        assert_eq!(
+            decode_dump(&restored).1,
+            decode_dump(&dump).1,
+            "the dump from {which} decodes to the same store"
+        );
+    }
 }

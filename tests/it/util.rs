@@ -285,6 +285,7 @@ pub fn init_repo_lib(path: &Path) -> Repository {
             parallelism: 1,
         },
         compression_level: 3,
+        ..Default::default()
     };
     Repository::init(
         Arc::new(LocalBackend::new(path)),

@@ -1,0 +1,228 @@
+//! Copying snapshots between repositories (`rbk copy`): blob by blob where the two share their chunking, re-chunked where they do not.
+//!
+//! Each repository keeps its own data key, so every blob is opened with the source's key
+//! and sealed again with the destination's. Chunk ids are keyed (`crypto.rs`), so a blob
+//! keeps its id only in a destination made with the source's chunking secrets (`rbk init
+//! --copy-chunker-params-from`): then a copy moves the blobs the destination lacks, as
+//! they are (the compressed payload is not compressed again), and deduplicates with
+//! snapshots taken into the destination directly. Otherwise each part is restored from the
+//! source and stored into the destination like any stream, which costs chunking and
+//! compression but still sends only what the destination lacks.
+//!
+//! A copy is resumable: the destination writer checkpoints its index after each list blob
+//! (every 8192 chunks) and each part, so a copy killed midway finds what it already sent
+//! indexed on the next run and sends only the rest.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::blob::BlobKind;
+use super::config::ChunkerParams;
+use super::error::{Result, StoreError};
+use super::format::FileKind;
+use super::id::Id;
+use super::index::Index;
+use super::manifest::{Part, Snapshot, StoredStream};
+use super::repo::Repository;
+use super::writer::SnapshotWriter;
+use crate::progress::{Task, Unit};
+
+/// Chunks opened and sealed again per parallel batch.
+const BATCH: usize = 32;
+
+/// What decides a repository's cut points and chunk ids: its chunker parameters and two of
+/// its three keys (not the data key). Secret: whoever holds it can tell which content a
+/// repository holds by its ids.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct Chunking {
+    #[zeroize(skip)]
+    pub params: ChunkerParams,
+    pub id_key: [u8; 32],
+    pub chunker_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Chunking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunking")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a snapshot was copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// Blob by blob, the two repositories sharing their chunking.
+    Blobs,
+    /// Each part restored and stored again.
+    Rechunked,
+}
+
+/// Whether `a` and `b` are one snapshot, as one repository and a copy of it hold it: the
+/// same time, host, tags and parts (by their bytes). Labels are not compared: a copy may
+/// carry one that says where it came from.
+pub fn same_snapshot(a: &Snapshot, b: &Snapshot) -> bool {
+    a.time == b.time
+        && a.host == b.host
+        && a.tags == b.tags
+        && a.parts.len() == b.parts.len()
+        && a.parts.iter().zip(&b.parts).all(|(x, y)| {
+            x.name == y.name
+                && x.codec == y.codec
+                && x.envelope == y.envelope
+                && x.source_size == y.source_size
+                && x.source_hash == y.source_hash
+                && x.stored.size == y.stored.size
+                && x.stored.hash == y.stored.hash
+        })
+}
+
+/// Copies `snapshot` of `from` (its blobs found through `from_index`) into `to`, and
+/// commits it there with `labels` in place of its own. Nothing of it is a snapshot of
+/// `to` until the commit; what was sent before a failure stays indexed for the next try.
+pub fn copy_snapshot(
+    from: &Repository,
+    from_index: &Index,
+    to: &Repository,
+    to_index: Arc<Index>,
+    snapshot: &Snapshot,
+    labels: Vec<(String, String)>,
+) -> Result<(Id, Snapshot, CopyMode)> {
+    let mode = if from.chunking() == to.chunking() {
+        CopyMode::Blobs
+    } else {
+        CopyMode::Rechunked
+    };
+    let mut writer = SnapshotWriter::new(to, to_index);
+    let mut parts = Vec::with_capacity(snapshot.parts.len());
+    for part in &snapshot.parts {
+        let task = to.progress().task(
+            &format!("copy {}", part.name),
+            Unit::Bytes,
+            Some(part.stored.size),
+        );
+        let stored = match mode {
+            CopyMode::Blobs => {
+                copy_blobs(
+                    from,
+                    from_index,
+                    &mut writer,
+                    &part.stored,
+                    &part.name,
+                    &*task,
+                )?;
+                part.stored.clone()
+            }
+            CopyMode::Rechunked => rechunk(from, from_index, &writer, part, &*task)?,
+        };
+        writer.checkpoint()?;
+        parts.push(Part {
+            stored,
+            ..part.clone()
+        });
+    }
+    let copy = Snapshot {
+        parts,
+        labels,
+        ..snapshot.clone()
+    };
+    let (id, saved) = writer.commit(copy)?;
+    Ok((id, saved, mode))
+}
+
+/// Sends the chunks and list blobs of `stream` that the destination lacks, sealed again
+/// with its key; the stream keeps its list ids, since the ids are the same in both.
+fn copy_blobs(
+    from: &Repository,
+    from_index: &Index,
+    writer: &mut SnapshotWriter<'_>,
+    stream: &StoredStream,
+    what: &str,
+    task: &dyn Task,
+) -> Result<()> {
+    let from_codec = from.blob_codec();
+    let move_blob = |writer: &SnapshotWriter<'_>, id: &Id| -> Result<Option<Vec<u8>>> {
+        if !writer.claim(id) {
+            return Ok(None);
+        }
+        let (sealed, pack) = from.sealed_blob(from_index, id, what)?;
+        writer
+            .codec()
+            .reseal_from(&from_codec, id, &sealed)
+            .map(Some)
+            .map_err(|detail| {
+                StoreError::damaged(
+                    FileKind::Pack.path_of(&pack),
+                    format!("blob {id}: {detail}"),
+                )
+            })
+    };
+    for list in &stream.lists {
+        let entries = from.read_list(from_index, list, what)?;
+        for batch in entries.chunks(BATCH) {
+            let shared: &SnapshotWriter<'_> = writer;
+            let moved: Vec<Option<Vec<u8>>> = batch
+                .par_iter()
+                .map(|(id, _)| move_blob(shared, id))
+                .collect::<Result<_>>()?;
+            for ((id, len), blob) in batch.iter().zip(moved) {
+                task.advance(u64::from(*len));
+                if let Some(blob) = blob {
+                    task.added(blob.len() as u64);
+                    writer.push(BlobKind::Data, *id, blob)?;
+                }
+            }
+        }
+        writer.count_chunks(entries.len() as u64);
+        if let Some(blob) = move_blob(writer, list)? {
+            task.added(blob.len() as u64);
+            writer.push(BlobKind::List, *list, blob)?;
+        }
+        writer.checkpoint()?;
+    }
+    Ok(())
+}
+
+/// Restores `part` from the source into the destination's chunker through a pipe, and
+/// checks that the destination stored the same bytes.
+fn rechunk(
+    from: &Repository,
+    from_index: &Index,
+    writer: &SnapshotWriter<'_>,
+    part: &Part,
+    task: &dyn Task,
+) -> Result<StoredStream> {
+    let (reader, mut pipe) = std::io::pipe().map_err(StoreError::Output)?;
+    let (restored, stored) = std::thread::scope(|scope| {
+        let restoring = scope.spawn(move || {
+            // The pipe's write end is dropped when this returns, which ends the stream the
+            // writer reads, early if the restore failed.
+            from.restore_stream(from_index, &part.stored, &part.name, &mut pipe, task)
+        });
+        let stored = writer.add_stream(reader, &crate::progress::Silent);
+        let restored = restoring.join().unwrap_or_else(|_| {
+            Err(StoreError::Invalid(format!(
+                "restoring part {} for the copy panicked",
+                part.name
+            )))
+        });
+        (restored, stored)
+    });
+    let stored = match (restored, stored) {
+        // The destination failed and closed the pipe: its error is the cause, the broken
+        // pipe only the restore noticing.
+        (Err(StoreError::Output(_)), Err(e)) => return Err(e),
+        // The source's damage explains a short stream.
+        (Err(e), _) => return Err(e),
+        (Ok(()), stored) => stored?,
+    };
+    if stored.size != part.stored.size || stored.hash != part.stored.hash {
+        return Err(StoreError::Invalid(format!(
+            "part {} was stored in the destination as {} bytes that differ from the {} bytes restored",
+            part.name, stored.size, part.stored.size
+        )));
+    }
+    Ok(stored)
+}
