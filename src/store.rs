@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod diff;
 pub mod error;
 pub mod fault;
+pub(crate) mod fetch;
 pub mod format;
 pub mod id;
 pub mod index;

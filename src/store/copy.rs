@@ -21,16 +21,15 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::blob::BlobKind;
 use super::config::ChunkerParams;
 use super::error::{Result, StoreError};
+use super::fetch::Fetcher;
 use super::format::FileKind;
 use super::id::Id;
-use super::index::Index;
+use super::index::{BlobLocation, Index};
 use super::manifest::{Part, Snapshot, StoredStream};
+use super::reader::windows;
 use super::repo::Repository;
 use super::writer::SnapshotWriter;
 use crate::progress::{Task, Unit};
-
-/// Chunks opened and sealed again per parallel batch.
-const BATCH: usize = 32;
 
 /// What decides a repository's cut points and chunk ids: its chunker parameters and two of
 /// its three keys (not the data key). Secret: whoever holds it can tell which content a
@@ -143,40 +142,54 @@ fn copy_blobs(
     task: &dyn Task,
 ) -> Result<()> {
     let from_codec = from.blob_codec();
-    let move_blob = |writer: &SnapshotWriter<'_>, id: &Id| -> Result<Option<Vec<u8>>> {
-        if !writer.claim(id) {
-            return Ok(None);
-        }
-        let (sealed, pack) = from.sealed_blob(from_index, id, what)?;
+    let reseal = |writer: &SnapshotWriter<'_>, id: &Id, loc: &BlobLocation, sealed: &[u8]| {
         writer
             .codec()
-            .reseal_from(&from_codec, id, &sealed)
-            .map(Some)
+            .reseal_from(&from_codec, id, sealed)
             .map_err(|detail| {
                 StoreError::damaged(
-                    FileKind::Pack.path_of(&pack),
+                    FileKind::Pack.path_of(&loc.pack.to_hex()),
                     format!("blob {id}: {detail}"),
                 )
             })
     };
+    let fetcher = Fetcher::new(from)?;
+    let mut spare = Vec::new();
     for list in &stream.lists {
         let entries = from.read_list(from_index, list, what)?;
-        for batch in entries.chunks(BATCH) {
-            let shared: &SnapshotWriter<'_> = writer;
-            let moved: Vec<Option<Vec<u8>>> = batch
-                .par_iter()
-                .map(|(id, _)| move_blob(shared, id))
-                .collect::<Result<_>>()?;
-            for ((id, len), blob) in batch.iter().zip(moved) {
+        // Claimed now, in stream order: each blob the destination lacks is sent once,
+        // whichever stream of the snapshot needs it first.
+        let mut wanted = Vec::new();
+        for (id, len) in &entries {
+            if writer.claim(id) {
+                wanted.push(((*id, *len), from.locate(from_index, id, what)?));
+            } else {
                 task.advance(u64::from(*len));
-                if let Some(blob) = blob {
-                    task.added(blob.len() as u64);
-                    writer.push(BlobKind::Data, *id, blob)?;
-                }
             }
         }
+        for window in windows(&wanted) {
+            let blobs: Vec<(Id, BlobLocation)> =
+                window.iter().map(|((id, _), loc)| (*id, *loc)).collect();
+            let sealed = fetcher.sealed(&blobs, what, &mut spare)?;
+            let shared: &SnapshotWriter<'_> = writer;
+            let moved = sealed
+                .par_iter()
+                .zip(&blobs)
+                .map(|(sealed, (id, loc))| reseal(shared, id, loc, sealed))
+                .collect::<Result<Vec<_>>>()?;
+            for (((id, len), _), blob) in window.iter().zip(moved) {
+                task.advance(u64::from(*len));
+                task.added(blob.len() as u64);
+                writer.push(BlobKind::Data, *id, blob)?;
+            }
+            spare.extend(sealed.into_iter().filter_map(|s| s.reclaim()).take(2));
+            spare.truncate(2);
+        }
         writer.count_chunks(entries.len() as u64);
-        if let Some(blob) = move_blob(writer, list)? {
+        if writer.claim(list) {
+            let (sealed, _) = from.sealed_blob(from_index, list, what)?;
+            let loc = from.locate(from_index, list, what)?;
+            let blob = reseal(writer, list, &loc, &sealed)?;
             task.added(blob.len() as u64);
             writer.push(BlobKind::List, *list, blob)?;
         }

@@ -1,11 +1,12 @@
 //! Reading streams back: fetch and open blobs in parallel, write them in order, verify the whole.
 
 use std::io::Write;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use rayon::prelude::*;
 
 use super::error::{Result, StoreError};
+use super::fetch::{Fetcher, Sealed};
 use super::format::FileKind;
 use super::id::Id;
 use super::index::{BlobLocation, Index};
@@ -17,8 +18,40 @@ use crate::progress::Task;
 /// bounded maximum, 16 MiB, list blobs about 288 KiB).
 const MAX_SEALED_BLOB: u32 = 80 * 1024 * 1024;
 
-/// Chunks fetched per parallel batch (about 2 MiB at the default sizes).
+/// Sealed bytes fetched at a time: about a pack, so that the blobs of a stretch of stream,
+/// scattered over the pack they were written to, come in a few reads (fetch.rs).
+const WINDOW_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A chunk as fetched: its id, its length by its list, where it was, its sealed bytes.
+type Fetched = (Id, u32, BlobLocation, Sealed);
+
+/// Chunks opened in parallel and handed to the writer at a time.
 const BATCH: usize = 32;
+
+/// `blobs` cut into windows of about `WINDOW_BYTES` sealed (at least one blob each).
+pub(super) fn windows<T>(
+    blobs: &[(T, BlobLocation)],
+) -> impl Iterator<Item = &[(T, BlobLocation)]> {
+    let mut rest = blobs;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0u64;
+        let n = rest
+            .iter()
+            .take_while(|(_, loc)| {
+                let fits = bytes == 0 || bytes + u64::from(loc.length) <= WINDOW_BYTES;
+                bytes += u64::from(loc.length);
+                fits
+            })
+            .count()
+            .max(1);
+        let (window, after) = rest.split_at(n);
+        rest = after;
+        Some(window)
+    })
+}
 
 impl Repository {
     /// Reads, opens and verifies one blob (its content must hash to its id).
@@ -54,7 +87,7 @@ impl Repository {
         Ok((self.read_sealed(loc, id, needed_by)?, pack))
     }
 
-    fn locate(&self, index: &Index, id: &Id, needed_by: &str) -> Result<BlobLocation> {
+    pub(super) fn locate(&self, index: &Index, id: &Id, needed_by: &str) -> Result<BlobLocation> {
         index.get(id).ok_or_else(|| match index.lost_pack_of(id) {
             Some(pack) => StoreError::damaged(
                 FileKind::Pack.path_of(&pack.to_hex()),
@@ -146,6 +179,89 @@ impl Repository {
         decode_list(&bytes).map_err(|d| StoreError::damaged(format!("list blob {list}"), d))
     }
 
+    /// Fetches the chunks of `stream` a window at a time, in order, handing each window's
+    /// sealed bytes to `deliver` until it returns false.
+    fn fetch_stream(
+        &self,
+        index: &Index,
+        stream: &StoredStream,
+        what: &str,
+        recycled: Receiver<Vec<u8>>,
+        mut deliver: impl FnMut(Vec<Fetched>) -> bool,
+    ) -> Result<()> {
+        let fetcher = Fetcher::new(self)?;
+        let mut spare = Vec::new();
+        for list in &stream.lists {
+            let entries = self.read_list(index, list, what)?;
+            let located = entries
+                .iter()
+                .map(|(id, len)| Ok(((*id, *len), self.locate(index, id, what)?)))
+                .collect::<Result<Vec<_>>>()?;
+            for window in windows(&located) {
+                let blobs: Vec<(Id, BlobLocation)> =
+                    window.iter().map(|((id, _), loc)| (*id, *loc)).collect();
+                spare.extend(recycled.try_iter());
+                let sealed = fetcher.sealed(&blobs, what, &mut spare)?;
+                let fetched = window
+                    .iter()
+                    .zip(sealed)
+                    .map(|(((id, len), loc), sealed)| (*id, *len, *loc, sealed))
+                    .collect();
+                if !deliver(fetched) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens fetched chunks in batches, in parallel, checking each against the length its
+    /// list gives, and hands each batch to `deliver` until it returns false.
+    fn open_fetched(
+        &self,
+        windows: Receiver<Result<Vec<Fetched>>>,
+        recycle: SyncSender<Vec<u8>>,
+        mut deliver: impl FnMut(Vec<Vec<u8>>) -> bool,
+    ) -> Result<()> {
+        let codec = self.blob_codec();
+        for window in windows {
+            let window = window?;
+            for batch in window.chunks(BATCH) {
+                let chunks = batch
+                    .par_iter()
+                    .map(|(id, len, loc, sealed)| {
+                        // The stream's hash is checked at the end, so each chunk needs
+                        // only its AEAD check here.
+                        let data = codec.open_authenticated(id, sealed).map_err(|detail| {
+                            StoreError::damaged(
+                                FileKind::Pack.path_of(&loc.pack.to_hex()),
+                                format!("blob {id}: {detail}"),
+                            )
+                        })?;
+                        if data.len() != *len as usize {
+                            return Err(StoreError::damaged(
+                                FileKind::Pack.path_of(&loc.pack.to_hex()),
+                                format!("chunk {id} has {} bytes, its list says {len}", data.len()),
+                            ));
+                        }
+                        Ok(data)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if !deliver(chunks) {
+                    return Ok(());
+                }
+            }
+            // The window's reads, back to the fetcher for the next ones (a full queue
+            // means it has enough: the buffer is freed).
+            for (_, _, _, sealed) in window {
+                if let Some(buffer) = sealed.reclaim() {
+                    let _ = recycle.try_send(buffer);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a stored stream to `out` and checks it against its recorded
     /// size and hash. On any error the bytes written so far must be
     /// discarded by the caller: they are not the stream. `task` advances by
@@ -158,41 +274,26 @@ impl Repository {
         out: &mut dyn Write,
         task: &dyn Task,
     ) -> Result<()> {
-        let (tx, rx) = sync_channel::<Result<Vec<Vec<u8>>>>(3);
+        // Three threads: one fetches a window of sealed blobs while the next opens the one
+        // before in batches and this one writes. Memory stays about three windows of
+        // sealed bytes and a few batches, whatever the stream's size.
+        let (window_tx, window_rx) = sync_channel(1);
+        let (recycle_tx, recycle_rx) = sync_channel(1);
+        let (tx, rx) = sync_channel::<Result<Vec<Vec<u8>>>>(2);
         std::thread::scope(|scope| {
             scope.spawn(move || {
-                for list in &stream.lists {
-                    let entries = match self.read_list(index, list, what) {
-                        Ok(e) => e,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    for batch in entries.chunks(BATCH) {
-                        let chunks: Result<Vec<Vec<u8>>> = batch
-                            .par_iter()
-                            .map(|(id, len)| {
-                                // The stream's hash is checked at the end, so
-                                // each chunk needs only its AEAD check here.
-                                let data = self.fetch_blob(index, id, what, false)?;
-                                if data.len() != *len as usize {
-                                    return Err(StoreError::damaged(
-                                        format!("list blob {list}"),
-                                        format!(
-                                            "chunk {id} has {} bytes, the list says {len}",
-                                            data.len()
-                                        ),
-                                    ));
-                                }
-                                Ok(data)
-                            })
-                            .collect();
-                        let failed = chunks.is_err();
-                        if tx.send(chunks).is_err() || failed {
-                            return;
-                        }
-                    }
+                let fetched = self.fetch_stream(index, stream, what, recycle_rx, |window| {
+                    window_tx.send(Ok(window)).is_ok()
+                });
+                if let Err(e) = fetched {
+                    let _ = window_tx.send(Err(e));
+                }
+            });
+            scope.spawn(move || {
+                let opened =
+                    self.open_fetched(window_rx, recycle_tx, |batch| tx.send(Ok(batch)).is_ok());
+                if let Err(e) = opened {
+                    let _ = tx.send(Err(e));
                 }
             });
             let mut hasher = blake3::Hasher::new();
