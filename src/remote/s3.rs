@@ -209,6 +209,12 @@ impl Backend for S3Backend {
         self.url.clone()
     }
 
+    /// Two uploads at once: a pack's PUT waits on round trips that the other one fills.
+    /// Each holds a pack (16 MiB), so more would cost memory for little.
+    fn parallel_writes(&self) -> usize {
+        2
+    }
+
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
         match self.stat(kind, name) {
             Ok(_) => Ok(true),

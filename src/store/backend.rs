@@ -39,6 +39,11 @@ pub struct TempFile {
 pub trait Backend: Send + Sync {
     /// A human-readable location, for messages.
     fn location(&self) -> String;
+    /// How many files a writer should write at once: one for a disk, more for a store
+    /// whose every write waits on network round trips.
+    fn parallel_writes(&self) -> usize {
+        1
+    }
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool>;
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
     /// Reads exactly `buf.len()` bytes at `offset`; a short file is an error.

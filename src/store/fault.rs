@@ -146,6 +146,10 @@ impl Backend for FaultBackend {
         self.inner.location()
     }
 
+    fn parallel_writes(&self) -> usize {
+        self.inner.parallel_writes()
+    }
+
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
         self.inner.exists(kind, name)
     }

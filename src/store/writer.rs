@@ -3,8 +3,9 @@
 //! Pipeline per stream: a read-ahead thread reads the input (and whatever
 //! decoding it does); a chunking thread cuts segments of whole chunks; the
 //! calling thread hashes each segment while rayon seals its new chunks in
-//! parallel; a packer thread collects sealed blobs into packs and writes
-//! them. Every queue is bounded, so memory does not grow with the stream.
+//! parallel; a packer thread collects sealed blobs into packs, which one writer
+//! thread (more on an object store) writes. Every queue is bounded, so memory
+//! does not grow with the stream.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -441,24 +442,40 @@ impl Packer {
         let (fill_abandoned, disk_abandoned) = (abandoned.clone(), abandoned.clone());
         let handle = std::thread::spawn(move || -> bool {
             let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(1);
-            let disk = std::thread::spawn(move || -> bool {
-                for (id, bytes, blobs) in pack_rx {
-                    if disk_abandoned.load(Ordering::SeqCst) {
-                        return false;
-                    }
-                    // Recorded before the write, so an abort also removes a
-                    // pack whose write failed halfway (a no-op if it never appeared).
-                    lock(&written).push(id);
-                    if let Err(e) = backend.write_new(FileKind::Pack, &id.to_hex(), &bytes) {
-                        // Stored before this thread ends, so that whoever
-                        // sees the queue close finds the reason waiting.
-                        *lock(&disk_failure) = Some(e);
-                        return false;
-                    }
-                    lock(&done).push(IndexedPack { id, blobs });
-                }
-                true
-            });
+            // Several writers where the backend gains from them (an object store: each
+            // upload waits on round trips), each holding one pack.
+            let pack_rx = Arc::new(Mutex::new(pack_rx));
+            let disks: Vec<JoinHandle<bool>> = (0..backend.parallel_writes().clamp(1, 4))
+                .map(|_| {
+                    let (backend, pack_rx) = (backend.clone(), pack_rx.clone());
+                    let (written, done) = (written.clone(), done.clone());
+                    let (abandoned, failure) = (disk_abandoned.clone(), disk_failure.clone());
+                    std::thread::spawn(move || -> bool {
+                        loop {
+                            let next = lock(&pack_rx).recv();
+                            let Ok((id, bytes, blobs)) = next else {
+                                return true;
+                            };
+                            if abandoned.load(Ordering::SeqCst) {
+                                return false;
+                            }
+                            // Recorded before the write, so an abort also removes a
+                            // pack whose write failed halfway (a no-op if it never appeared).
+                            lock(&written).push(id);
+                            if let Err(e) = backend.write_new(FileKind::Pack, &id.to_hex(), &bytes)
+                            {
+                                // Stored before this thread ends, so that whoever sees the
+                                // queue close finds the reason waiting; the first one wins.
+                                lock(&failure).get_or_insert(e);
+                                // The other writers stop too: the snapshot is lost.
+                                abandoned.store(true, Ordering::SeqCst);
+                                return false;
+                            }
+                            lock(&done).push(IndexedPack { id, blobs });
+                        }
+                    })
+                })
+                .collect();
             let mut builder = PackBuilder::default();
             for (kind, id, sealed) in rx {
                 builder.add(kind, id, sealed);
@@ -474,7 +491,12 @@ impl Packer {
                 let _ = pack_tx.send(builder.finish(&crypto));
             }
             drop(pack_tx);
-            disk.join().unwrap_or(false)
+            // Every writer joined before the answer: none may still be writing.
+            let joined: Vec<bool> = disks
+                .into_iter()
+                .map(|d| d.join().unwrap_or(false))
+                .collect();
+            joined.into_iter().all(|ok| ok)
         });
         Packer {
             tx: Some(tx),
