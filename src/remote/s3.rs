@@ -65,6 +65,38 @@ pub struct S3Backend {
 const ATTEMPTS: usize = 4;
 
 impl S3Backend {
+    /// One object written whole (the body is shared, not copied, by each attempt).
+    fn put(&self, kind: FileKind, name: &str, body: opendal::Buffer) -> Result<()> {
+        let key = Self::key(kind, name);
+        let op = self.op.clone();
+        let k = key.clone();
+        // The config is the repository: two `init`s racing must not both win.
+        let exclusive = kind == FileKind::Config && op.info().capability().write_with_if_not_exists;
+        // OpenDAL does not retry a write whose body stalled (it cannot know the body can be
+        // sent again); rbk's can: the same bytes, so a second PUT is harmless. A node of a
+        // cluster that dies mid-upload stalls the PUTs it was part of until the others
+        // notice.
+        let mut attempt = 1;
+        let written = loop {
+            let (op, k, body) = (op.clone(), k.clone(), body.clone());
+            match self.run(async move { op.write_with(&k, body).if_not_exists(exclusive).await }) {
+                Err(e) if attempt < ATTEMPTS && is_timeout(&e) => {
+                    tracing::debug!("S3: retrying the write of {key} after a stall: {e}");
+                    std::thread::sleep(Duration::from_secs(2 * attempt as u64));
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => {
+                Err(StoreError::AlreadyExists(PathBuf::from(&self.url)))
+            }
+            Err(e) => Err(self.err("write", &key, e)),
+        }
+    }
+
     pub fn new(cfg: &S3Config) -> Result<S3Backend> {
         let url = if cfg.prefix.is_empty() {
             format!("s3://{}", cfg.bucket)
@@ -313,38 +345,12 @@ impl Backend for S3Backend {
     }
 
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
-        let key = Self::key(kind, name);
-        let op = self.op.clone();
-        let k = key.clone();
-        // Shared, not copied, by each attempt.
-        let body = opendal::Buffer::from(data.to_vec());
-        // The config is the repository: two `init`s racing must not both win.
-        let exclusive = kind == FileKind::Config && op.info().capability().write_with_if_not_exists;
-        // OpenDAL does not retry a write whose body stalled (it cannot know the body can be
-        // sent again); rbk's can: the same bytes, so a second PUT is harmless. A node of a
-        // cluster that dies mid-upload stalls the PUTs it was part of until the others
-        // notice.
-        let mut attempt = 1;
-        let written = loop {
-            let (op, k, body) = (op.clone(), k.clone(), body.clone());
-            match self.run(async move { op.write_with(&k, body).if_not_exists(exclusive).await }) {
-                Err(e) if attempt < ATTEMPTS && is_timeout(&e) => {
-                    tracing::debug!("S3: retrying the write of {key} after a stall: {e}");
-                    std::thread::sleep(Duration::from_secs(2 * attempt as u64));
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        };
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => {
-                Err(StoreError::AlreadyExists(PathBuf::from(&self.url)))
-            }
-            Err(e) => Err(self.err("write", &key, e)),
-        }
+        self.put(kind, name, opendal::Buffer::from(data.to_vec()))
     }
 
+    fn write_new_owned(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        self.put(kind, name, opendal::Buffer::from(data))
+    }
     fn list_sized(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
         if kind == FileKind::Config {
             return Ok(Vec::new());

@@ -52,6 +52,11 @@ pub trait Backend: Send + Sync {
     /// When the file was last written, in Unix seconds (whatever clock wrote it).
     fn modified(&self, kind: FileKind, name: &str) -> Result<i64>;
     fn write_new(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
+    /// `write_new` of bytes the caller gives up: a backend that must own what it sends (an
+    /// object store's request body) takes them instead of copying a 16 MiB pack.
+    fn write_new_owned(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        self.write_new(kind, name, &data)
+    }
     /// The files of a kind, sorted by name, each with its size: an object store gives both
     /// in one listing, where asking each file's size would cost a request per file.
     fn list_sized(&self, kind: FileKind) -> Result<Vec<(String, u64)>>;

@@ -462,7 +462,8 @@ impl Packer {
                             // Recorded before the write, so an abort also removes a
                             // pack whose write failed halfway (a no-op if it never appeared).
                             lock(&written).push(id);
-                            if let Err(e) = backend.write_new(FileKind::Pack, &id.to_hex(), &bytes)
+                            if let Err(e) =
+                                backend.write_new_owned(FileKind::Pack, &id.to_hex(), bytes)
                             {
                                 // Stored before this thread ends, so that whoever sees the
                                 // queue close finds the reason waiting; the first one wins.
