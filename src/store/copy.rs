@@ -21,7 +21,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::blob::BlobKind;
 use super::config::ChunkerParams;
 use super::error::{Result, StoreError};
-use super::fetch::Fetcher;
+use super::fetch::{Fetcher, Sealed};
 use super::format::FileKind;
 use super::id::Id;
 use super::index::{BlobLocation, Index};
@@ -182,14 +182,13 @@ fn copy_blobs(
                 task.added(blob.len() as u64);
                 writer.push(BlobKind::Data, *id, blob)?;
             }
-            spare.extend(sealed.into_iter().filter_map(|s| s.reclaim()).take(2));
+            spare.extend(sealed.into_iter().filter_map(Sealed::reclaim));
             spare.truncate(2);
         }
         writer.count_chunks(entries.len() as u64);
         if writer.claim(list) {
-            let (sealed, _) = from.sealed_blob(from_index, list, what)?;
             let loc = from.locate(from_index, list, what)?;
-            let blob = reseal(writer, list, &loc, &sealed)?;
+            let blob = reseal(writer, list, &loc, &from.read_sealed(loc, list, what)?)?;
             task.added(blob.len() as u64);
             writer.push(BlobKind::List, *list, blob)?;
         }

@@ -53,42 +53,43 @@ pub(super) fn windows<T>(
     })
 }
 
+/// The index is repository data: a length no writer produces is damage, refused before
+/// it is allocated.
+fn checked_length(loc: &BlobLocation, id: &Id) -> Result<()> {
+    if loc.length > MAX_SEALED_BLOB {
+        return Err(StoreError::damaged(
+            FileKind::Pack.path_of(&loc.pack.to_hex()),
+            format!(
+                "the index gives blob {id} {} bytes, more than any blob can have",
+                loc.length
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Repository {
     /// Reads, opens and verifies one blob (its content must hash to its id).
     pub fn read_blob(&self, index: &Index, id: &Id, needed_by: &str) -> Result<Vec<u8>> {
-        self.fetch_blob(index, id, needed_by, true)
+        self.read_blob_at(self.locate(index, id, needed_by)?, id, needed_by)
     }
 
     /// Reads, opens and verifies one blob at a known place.
     pub fn read_blob_at(&self, loc: BlobLocation, id: &Id, needed_by: &str) -> Result<Vec<u8>> {
-        self.fetch_at(loc, id, needed_by, true)
+        checked_length(&loc, id)?;
+        let buf = self.read_sealed(loc, id, needed_by)?;
+        self.blob_codec().open(id, &buf).map_err(|detail| {
+            StoreError::damaged(
+                FileKind::Pack.path_of(&loc.pack.to_hex()),
+                format!("blob {id}: {detail}"),
+            )
+        })
     }
 
-    fn fetch_blob(
-        &self,
-        index: &Index,
-        id: &Id,
-        needed_by: &str,
-        verify_id: bool,
-    ) -> Result<Vec<u8>> {
-        let loc = self.locate(index, id, needed_by)?;
-        self.fetch_at(loc, id, needed_by, verify_id)
-    }
-
-    /// A blob's sealed bytes as its pack holds them, and the pack's name.
-    pub(super) fn sealed_blob(
-        &self,
-        index: &Index,
-        id: &Id,
-        needed_by: &str,
-    ) -> Result<(Vec<u8>, String)> {
-        let loc = self.locate(index, id, needed_by)?;
-        let pack = loc.pack.to_hex();
-        Ok((self.read_sealed(loc, id, needed_by)?, pack))
-    }
-
+    /// Where the index says blob `id` is, with a length a writer can have produced: every
+    /// reader of blobs starts here (restore's and copy's fetcher as well).
     pub(super) fn locate(&self, index: &Index, id: &Id, needed_by: &str) -> Result<BlobLocation> {
-        index.get(id).ok_or_else(|| match index.lost_pack_of(id) {
+        let loc = index.get(id).ok_or_else(|| match index.lost_pack_of(id) {
             Some(pack) => StoreError::damaged(
                 FileKind::Pack.path_of(&pack.to_hex()),
                 format!("missing (needed for blob {id} of {needed_by})"),
@@ -97,44 +98,19 @@ impl Repository {
                 blob: id.to_hex(),
                 needed_by: needed_by.to_string(),
             },
-        })
+        })?;
+        checked_length(&loc, id)?;
+        Ok(loc)
     }
 
-    fn fetch_at(
+    /// A blob's sealed bytes as its pack holds them (`loc` from `locate`).
+    pub(super) fn read_sealed(
         &self,
         loc: BlobLocation,
         id: &Id,
         needed_by: &str,
-        verify_id: bool,
     ) -> Result<Vec<u8>> {
-        let buf = self.read_sealed(loc, id, needed_by)?;
-        let codec = self.blob_codec();
-        let opened = if verify_id {
-            codec.open(id, &buf)
-        } else {
-            codec.open_authenticated(id, &buf)
-        };
-        opened.map_err(|detail| {
-            StoreError::damaged(
-                FileKind::Pack.path_of(&loc.pack.to_hex()),
-                format!("blob {id}: {detail}"),
-            )
-        })
-    }
-
-    fn read_sealed(&self, loc: BlobLocation, id: &Id, needed_by: &str) -> Result<Vec<u8>> {
         let pack = loc.pack.to_hex();
-        // The index is repository data: a length no writer produces is
-        // damage, refused before it is allocated.
-        if loc.length > MAX_SEALED_BLOB {
-            return Err(StoreError::damaged(
-                FileKind::Pack.path_of(&pack),
-                format!(
-                    "the index gives blob {id} {} bytes, more than any blob can have",
-                    loc.length
-                ),
-            ));
-        }
         let mut buf = vec![0u8; loc.length as usize];
         match self
             .backend()

@@ -326,6 +326,19 @@ fn truncated_writes_are_found_by_check() {
 /// 4 GiB: restore refuses it as damage before allocating, instead of aborting on memory.
 #[test]
 fn a_hostile_blob_length_is_refused_before_allocation() {
+    hostile_lengths(|_| true);
+}
+
+/// The same with only the chunks' lengths hostile: the list blobs read fine, and the
+/// restore's fetcher meets the lengths itself.
+#[test]
+fn a_hostile_chunk_length_is_refused_before_allocation() {
+    hostile_lengths(|b| b.kind == rbk::store::blob::BlobKind::Data);
+}
+
+/// Every index entry `which` picks claims u32::MAX bytes; the restore must refuse it as
+/// damage before allocating.
+fn hostile_lengths(which: impl Fn(&rbk::store::pack::PackedBlob) -> bool) {
     use rbk::store::format::FileKind;
     use rbk::store::index::{INDEX_VERSION, IndexFile};
 
@@ -340,7 +353,7 @@ fn a_hostile_blob_length_is_refused_before_allocation() {
     }
     for (name, mut file) in files {
         for pack in &mut file.packs {
-            for b in &mut pack.blobs {
+            for b in pack.blobs.iter_mut().filter(|b| which(b)) {
                 b.length = u32::MAX;
             }
         }
