@@ -64,6 +64,8 @@ struct Row {
     usage: measure::Usage,
     traffic: Traffic,
     added: Option<u64>,
+    /// CPU seconds Garage used during the step (S3 targets).
+    server_cpu: Option<f64>,
 }
 
 impl Row {
@@ -101,7 +103,12 @@ impl Bench<'_> {
             counts.take();
         }
         inputs::sync_all();
+        let cpu_before = self.garage.cpu_seconds();
         let done = measure::run(&mut self.cmd(target, args), step)?;
+        let server_cpu = target
+            .via
+            .as_ref()
+            .map(|_| self.garage.cpu_seconds() - cpu_before);
         let traffic = target
             .via
             .as_ref()
@@ -118,6 +125,7 @@ impl Bench<'_> {
                 usage: done.usage,
                 traffic,
                 added,
+                server_cpu,
             },
             json,
         ))
@@ -290,7 +298,9 @@ fn copy_figures(
         let mut cmd = bench.cmd(local, &args);
         bench.garage.env(&mut cmd, via.0);
         via.1.take();
+        let cpu_before = bench.garage.cpu_seconds();
         let done = measure::run(&mut cmd, step)?;
+        let server_cpu = Some(bench.garage.cpu_seconds() - cpu_before);
         let json: serde_json::Value = serde_json::from_str(done.stdout.trim())?;
         rows.push(Row {
             target: dest.name,
@@ -299,6 +309,7 @@ fn copy_figures(
             usage: done.usage,
             traffic: via.1.take(),
             added: json["bytes_added"].as_u64(),
+            server_cpu,
         });
     }
     Ok(rows)
@@ -306,16 +317,27 @@ fn copy_figures(
 
 fn print(rows: &[Row], copy: &[Row], rtt_ms: u64) {
     println!(
-        "{:<12} {:<10} {:>8} {:>9} {:>8} {:>10} {:>10} {:>10}  requests",
-        "target", "step", "seconds", "MB/s", "RSS MiB", "added MB", "up MB", "down MB"
+        "{:<12} {:<12} {:>8} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}  requests",
+        "target",
+        "step",
+        "seconds",
+        "MB/s",
+        "CPU s",
+        "S3 CPU s",
+        "RSS MiB",
+        "added MB",
+        "up MB",
+        "down MB"
     );
     for r in rows.iter().chain(copy) {
         println!(
-            "{:<12} {:<10} {:>8.2} {:>9.1} {:>8.1} {:>10} {:>10.1} {:>10.1}  {} ({})",
+            "{:<12} {:<12} {:>8.2} {:>9.1} {:>8.2} {:>8} {:>8.1} {:>10} {:>10.1} {:>10.1}  {} ({})",
             r.target,
             r.step,
             r.usage.wall.as_secs_f64(),
             r.mbps(),
+            r.usage.cpu,
+            r.server_cpu.map_or("-".into(), |c| format!("{c:.2}")),
             r.usage.rss_mib(),
             r.added
                 .map_or("-".into(), |a| format!("{:.1}", a as f64 / 1e6)),

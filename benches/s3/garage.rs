@@ -59,6 +59,9 @@ impl Garage {
 data_dir = "{data}"
 db_engine = "sqlite"
 replication_factor = 1
+# rbk's packs are compressed and encrypted already: zstd over them finds nothing and costs
+# the server CPU that, on one machine, rbk would use (the README advises the same).
+compression_level = "none"
 rpc_bind_addr = "127.0.0.1:{rpc}"
 rpc_public_addr = "127.0.0.1:{rpc}"
 rpc_secret = "{secret}"
@@ -136,6 +139,25 @@ root_domain = ".s3.garage.localhost"
                 Err(_) => std::thread::sleep(Duration::from_millis(500)),
             }
         }
+    }
+
+    /// CPU seconds the server has used so far (user and system), from /proc: a step's
+    /// share of the machine that went to serving rbk rather than to rbk.
+    pub fn cpu_seconds(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.server.id())) else {
+            return 0.0;
+        };
+        // Fields after the command name (which may hold spaces) end with ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+            .sum();
+        ticks as f64 / 100.0
     }
 
     /// The S3 settings rbk reads, for an endpoint at `port` on 127.0.0.1.

@@ -172,6 +172,51 @@ impl S3Backend {
         })
     }
 
+    /// Reads `buf.len()` bytes of `key` from `offset` into `buf` as they arrive: the body
+    /// is not gathered whole first, so a read in flight costs its buffer and a few network
+    /// chunks, not twice its size. Returns how many bytes came (fewer: the object is short).
+    fn read_into(&self, key: &str, offset: u64, buf: &mut [u8]) -> opendal::Result<usize> {
+        let end = offset + buf.len() as u64;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<opendal::Result<bytes::Bytes>>(4);
+        let (op, k) = (self.op.clone(), key.to_string());
+        self.rt.spawn(async move {
+            let stream = match op.reader(&k).await {
+                Ok(reader) => reader.into_bytes_stream(offset..end).await,
+                Err(e) => Err(e),
+            };
+            let mut stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+                let chunk = chunk.map_err(|e| match e.downcast::<opendal::Error>() {
+                    Ok(e) => e,
+                    Err(e) => opendal::Error::new(ErrorKind::Unexpected, e.to_string()),
+                });
+                let failed = chunk.is_err();
+                // The reader gone: the read was abandoned, nothing to send to.
+                if tx.send(chunk).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut at = 0;
+        while let Some(chunk) = rx.blocking_recv() {
+            let chunk = chunk?;
+            let n = chunk.len().min(buf.len() - at);
+            buf[at..at + n].copy_from_slice(&chunk[..n]);
+            at += n;
+            if n < chunk.len() {
+                // More than was asked for: not the range requested.
+                return Ok(at + 1);
+            }
+        }
+        Ok(at)
+    }
+
     /// The object key of a repository file, relative to the prefix.
     fn key(kind: FileKind, name: &str) -> String {
         match kind {
@@ -294,30 +339,19 @@ impl Backend for S3Backend {
 
     fn read_at(&self, kind: FileKind, name: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
         let key = Self::key(kind, name);
+        let wanted = buf.len();
         let short = || {
             StoreError::damaged(
                 kind.path_of(name),
-                format!(
-                    "shorter than expected: no {} bytes at offset {offset}",
-                    buf.len()
-                ),
+                format!("shorter than expected: no {wanted} bytes at offset {offset}"),
             )
         };
         if buf.is_empty() {
             return self.stat(kind, name).map(|_| ());
         }
         let end = offset + buf.len() as u64;
-        let op = self.op.clone();
-        let k = key.clone();
-        match self.run(async move { op.read_with(&k).range(offset..end).await }) {
-            Ok(data) if data.len() == buf.len() => {
-                let mut at = 0;
-                for chunk in data {
-                    buf[at..at + chunk.len()].copy_from_slice(&chunk);
-                    at += chunk.len();
-                }
-                Ok(())
-            }
+        match self.read_into(&key, offset, buf) {
+            Ok(n) if n == wanted => Ok(()),
             Ok(_) => Err(short()),
             Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => Err(short()),
             // OpenDAL reports a range that ran past the end as too little data, in words:

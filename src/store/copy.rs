@@ -21,7 +21,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::blob::BlobKind;
 use super::config::ChunkerParams;
 use super::error::{Result, StoreError};
-use super::fetch::{Fetcher, Sealed};
+use super::fetch::{Fetcher, SPARE};
 use super::format::FileKind;
 use super::id::Id;
 use super::index::{BlobLocation, Index};
@@ -154,7 +154,8 @@ fn copy_blobs(
             })
     };
     let fetcher = Fetcher::new(from)?;
-    let mut spare = Vec::new();
+    // Buffers of resealed windows, back to the fetcher for its next reads.
+    let (recycle, recycled) = std::sync::mpsc::sync_channel(SPARE);
     for list in &stream.lists {
         let entries = from.read_list(from_index, list, what)?;
         // Claimed now, in stream order: each blob the destination lacks is sent once,
@@ -167,24 +168,33 @@ fn copy_blobs(
                 task.advance(u64::from(*len));
             }
         }
-        for window in windows(&wanted) {
-            let blobs: Vec<(Id, BlobLocation)> =
-                window.iter().map(|((id, _), loc)| (*id, *loc)).collect();
-            let sealed = fetcher.sealed(&blobs, what, &mut spare)?;
-            let shared: &SnapshotWriter<'_> = writer;
-            let moved = sealed
-                .par_iter()
-                .zip(&blobs)
-                .map(|(sealed, (id, loc))| reseal(shared, id, loc, sealed))
-                .collect::<Result<Vec<_>>>()?;
-            for (((id, len), _), blob) in window.iter().zip(moved) {
-                task.advance(u64::from(*len));
-                task.added(blob.len() as u64);
-                writer.push(BlobKind::Data, *id, blob)?;
-            }
-            spare.extend(sealed.into_iter().filter_map(Sealed::reclaim));
-            spare.truncate(2);
-        }
+        let windows = windows(&wanted).map(|w| {
+            let lens: Vec<u32> = w.iter().map(|((_, len), _)| *len).collect();
+            Ok((lens, w.iter().map(|((id, _), loc)| (*id, *loc)).collect()))
+        });
+        fetcher.fetch(
+            windows,
+            what,
+            || recycled.try_recv().ok(),
+            |lens: Vec<u32>, fetched| {
+                let shared: &SnapshotWriter<'_> = writer;
+                let moved = fetched
+                    .par_iter()
+                    .map(|(id, loc, sealed)| reseal(shared, id, loc, sealed))
+                    .collect::<Result<Vec<_>>>()?;
+                for ((len, (id, _, _)), blob) in lens.iter().zip(&fetched).zip(moved) {
+                    task.advance(u64::from(*len));
+                    task.added(blob.len() as u64);
+                    writer.push(BlobKind::Data, *id, blob)?;
+                }
+                for (_, _, sealed) in fetched {
+                    if let Some(buffer) = sealed.reclaim() {
+                        let _ = recycle.try_send(buffer);
+                    }
+                }
+                Ok(true)
+            },
+        )?;
         writer.count_chunks(entries.len() as u64);
         if writer.claim(list) {
             let loc = from.locate(from_index, list, what)?;

@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use rayon::prelude::*;
 
 use super::error::{Result, StoreError};
-use super::fetch::{Fetcher, Sealed};
+use super::fetch::{Fetcher, SPARE, Sealed};
 use super::format::FileKind;
 use super::id::Id;
 use super::index::{BlobLocation, Index};
@@ -20,10 +20,10 @@ const MAX_SEALED_BLOB: u32 = 80 * 1024 * 1024;
 
 /// Sealed bytes fetched at a time: about a pack, so that the blobs of a stretch of stream,
 /// scattered over the pack they were written to, come in a few reads (fetch.rs).
-const WINDOW_BYTES: u64 = 16 * 1024 * 1024;
+const WINDOW_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A chunk as fetched: its id, its length by its list, where it was, its sealed bytes.
-type Fetched = (Id, u32, BlobLocation, Sealed);
+type Chunk = (Id, u32, BlobLocation, Sealed);
 
 /// Chunks opened in parallel and handed to the writer at a time.
 const BATCH: usize = 32;
@@ -163,39 +163,65 @@ impl Repository {
         stream: &StoredStream,
         what: &str,
         recycled: Receiver<Vec<u8>>,
-        mut deliver: impl FnMut(Vec<Fetched>) -> bool,
+        mut deliver: impl FnMut(Vec<Chunk>) -> bool,
     ) -> Result<()> {
         let fetcher = Fetcher::new(self)?;
-        let mut spare = Vec::new();
-        for list in &stream.lists {
-            let entries = self.read_list(index, list, what)?;
-            let located = entries
-                .iter()
-                .map(|(id, len)| Ok(((*id, *len), self.locate(index, id, what)?)))
-                .collect::<Result<Vec<_>>>()?;
-            for window in windows(&located) {
-                let blobs: Vec<(Id, BlobLocation)> =
-                    window.iter().map(|((id, _), loc)| (*id, *loc)).collect();
-                spare.extend(recycled.try_iter());
-                let sealed = fetcher.sealed(&blobs, what, &mut spare)?;
-                let fetched = window
-                    .iter()
-                    .zip(sealed)
-                    .map(|(((id, len), loc), sealed)| (*id, *len, *loc, sealed))
-                    .collect();
-                if !deliver(fetched) {
-                    return Ok(());
+        // Each list blob's chunks, located and cut into windows when the fetch reaches it.
+        let mut lists = stream.lists.iter();
+        let mut pending = Vec::new().into_iter();
+        let windows = std::iter::from_fn(|| {
+            loop {
+                if let Some(window) = pending.next() {
+                    return Some(Ok(window));
                 }
+                let list = lists.next()?;
+                let located = match self.located_list(index, list, what) {
+                    Ok(located) => located,
+                    Err(e) => return Some(Err(e)),
+                };
+                pending = windows(&located)
+                    .map(|w| {
+                        let lens: Vec<u32> = w.iter().map(|((_, len), _)| *len).collect();
+                        let blobs = w.iter().map(|((id, _), loc)| (*id, *loc)).collect();
+                        (lens, blobs)
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter();
             }
-        }
-        Ok(())
+        });
+        fetcher.fetch(
+            windows,
+            what,
+            || recycled.try_recv().ok(),
+            |lens: Vec<u32>, sealed| {
+                Ok(deliver(
+                    lens.into_iter()
+                        .zip(sealed)
+                        .map(|(len, (id, loc, sealed))| (id, len, loc, sealed))
+                        .collect(),
+                ))
+            },
+        )
+    }
+
+    /// The chunks of one list blob with their lengths and places.
+    fn located_list(
+        &self,
+        index: &Index,
+        list: &Id,
+        what: &str,
+    ) -> Result<Vec<((Id, u32), BlobLocation)>> {
+        self.read_list(index, list, what)?
+            .into_iter()
+            .map(|(id, len)| Ok(((id, len), self.locate(index, &id, what)?)))
+            .collect()
     }
 
     /// Opens fetched chunks in batches, in parallel, checking each against the length its
     /// list gives, and hands each batch to `deliver` until it returns false.
     fn open_fetched(
         &self,
-        windows: Receiver<Result<Vec<Fetched>>>,
+        windows: Receiver<Result<Vec<Chunk>>>,
         recycle: SyncSender<Vec<u8>>,
         mut deliver: impl FnMut(Vec<Vec<u8>>) -> bool,
     ) -> Result<()> {
@@ -250,11 +276,14 @@ impl Repository {
         out: &mut dyn Write,
         task: &dyn Task,
     ) -> Result<()> {
-        // Three threads: one fetches a window of sealed blobs while the next opens the one
-        // before in batches and this one writes. Memory stays about three windows of
-        // sealed bytes and a few batches, whatever the stream's size.
-        let (window_tx, window_rx) = sync_channel(1);
-        let (recycle_tx, recycle_rx) = sync_channel(1);
+        // Three threads: one fetches windows of sealed blobs while the next opens the one
+        // before in batches and this one writes. A window is handed over only when the
+        // opener is ready for it (the fetcher's reads in flight keep the network busy
+        // meanwhile), so memory stays about four windows of sealed bytes (two being read,
+        // the one they may share reads with, the one being opened) and a few batches,
+        // whatever the stream's size.
+        let (window_tx, window_rx) = sync_channel(0);
+        let (recycle_tx, recycle_rx) = sync_channel(SPARE);
         let (tx, rx) = sync_channel::<Result<Vec<Vec<u8>>>>(2);
         std::thread::scope(|scope| {
             scope.spawn(move || {
