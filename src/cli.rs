@@ -47,6 +47,7 @@ mod init;
 mod keep;
 mod key;
 mod man;
+mod monitor;
 mod output;
 mod password;
 mod progress;
@@ -172,6 +173,10 @@ pub fn run() -> ExitCode {
         }
     };
     init_tracing(&cli.global);
+    let monitor = monitor::Monitor::of(&cli.global, &cli.command);
+    if let Some(m) = &monitor {
+        m.start();
+    }
     let result = match &cli.command {
         _ if cli.global.no_lock && !reads_only(&cli.command) => Err(crate::usage!(
             "--no-lock is for commands that only read the repository (restore, check, verify, snapshots, \
@@ -194,12 +199,15 @@ pub fn run() -> ExitCode {
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     };
+    let mut error = None;
     let code = match result {
         Ok(code) => code,
         Err(e) => {
+            let text = format!("{e:#}");
             // Continuation lines (a producer's stderr tail) indented: only rbk's own first
             // line starts with `rbk:`, whatever the message quotes.
-            eprintln!("rbk: error: {}", format!("{e:#}").replace('\n', "\n  "));
+            eprintln!("rbk: error: {}", text.replace('\n', "\n  "));
+            error = Some(text);
             match disk_full(&e) {
                 Some(FullDisk::Repository) => eprintln!(
                     "rbk: the disk is full. Nothing half-written was kept: free space (e.g. `rbk prune`) and run the command again"
@@ -214,6 +222,9 @@ pub fn run() -> ExitCode {
             exit_code_of(&e)
         }
     };
+    if let Some(m) = monitor {
+        m.finish(&cli.global, code, error.as_deref());
+    }
     // The command has ended (its locks are released): only now does a failed stdout count.
     match output::finish() {
         None => ExitCode::from(code),

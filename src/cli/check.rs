@@ -23,6 +23,11 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Result<u8> {
     global.warn_if_read_unlocked(&repo);
     let started = std::time::Instant::now();
     let report = check(&repo, args.read_data)?;
+    super::monitor::record(super::monitor::Figure::ReadBytes, report.bytes_read as f64);
+    super::monitor::record(
+        super::monitor::Figure::Warnings,
+        report.warnings.len() as f64,
+    );
     // Damage outranks warnings: a repository with both is damaged.
     let code = if report.errors.is_empty() {
         super::exit::done(report.warnings.len())

@@ -229,6 +229,7 @@ fn report_one(global: &GlobalArgs, dry_run: bool, o: &Outcome) {
 fn report_all(global: &GlobalArgs, args: &CopyArgs, to: &Repository, outcomes: &[Outcome]) {
     let copied = outcomes.iter().filter(|o| !o.already).count();
     let added: u64 = outcomes.iter().map(|o| o.added).sum();
+    super::monitor::record(super::monitor::Figure::AddedBytes, added as f64);
     if global.json {
         json(&serde_json::json!({
             "dry_run": args.dry_run,

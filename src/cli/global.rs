@@ -65,6 +65,17 @@ pub struct GlobalArgs {
     /// warning. A prune running meanwhile may remove data being read (the read then fails).
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// snapshot, restore, prune, check, verify, copy: keep Prometheus metrics of their runs
+    /// in FILE (text format, for node_exporter's textfile collector; replaced atomically;
+    /// one file may serve them all). Also `[metrics] file` in rbk.toml.
+    #[arg(long, value_name = "FILE", env = "RBK_METRICS_FILE", global = true)]
+    pub metrics_file: Option<PathBuf>,
+    /// snapshot, restore, prune, check, verify, copy: tell a dead-man monitor
+    /// (healthchecks.io, Uptime Kuma) about each run: URL/start when it begins, URL on
+    /// success, URL/fail with the error's last lines on failure; 10 s at most each, and a
+    /// ping that fails is only a warning. Also `[ping] url` in rbk.toml.
+    #[arg(long, value_name = "URL", env = "RBK_PING_URL", global = true)]
+    pub ping_url: Option<String>,
     /// More detail on stderr (repeat for more).
     #[arg(long, short, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

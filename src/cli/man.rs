@@ -23,7 +23,7 @@ pub fn run(_args: &ManArgs) -> Result<u8> {
 
 /// The variables rbk reads, for ENVIRONMENT (tests/it/help.rs finds every `RBK_*` the source
 /// names and holds this list to it).
-const ENVIRONMENT: [(&str, &str); 16] = [
+const ENVIRONMENT: [(&str, &str); 18] = [
     ("RBK_REPO", "The repository, as --repo."),
     ("RBK_CONFIG", "The configuration file, as --config."),
     (
@@ -43,6 +43,16 @@ const ENVIRONMENT: [(&str, &str); 16] = [
     ),
     ("RBK_PROGRESS", "auto, json or none, as --progress."),
     ("RBK_COPY_TO", "The destination of `rbk copy`, as its --to."),
+    (
+        "RBK_METRICS_FILE",
+        "The Prometheus metrics file of snapshot, restore, prune, check, verify and copy, as \
+         --metrics-file.",
+    ),
+    (
+        "RBK_PING_URL",
+        "The dead-man ping URL of snapshot, restore, prune, check, verify and copy, as \
+         --ping-url.",
+    ),
     (
         "RBK_COPY_PASSWORD_FILE",
         "The destination's password file for `rbk copy`, as its --to-password-file.",

@@ -156,6 +156,12 @@ fn print_outcome(
     forgotten: usize,
     report: &PruneReport,
 ) {
+    if !report.dry_run {
+        super::monitor::record(
+            super::monitor::Figure::FreedBytes,
+            report.bytes_freed as f64,
+        );
+    }
     if global.json {
         json(&serde_json::json!({
             "dry_run": report.dry_run,

@@ -62,6 +62,10 @@ pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
         restore_to_dir(&repo, &args.snapshot, to, &args.parts, args.overwrite)?;
     global.warn_if_read_unlocked(&repo);
     let ms = started.elapsed().as_millis() as u64;
+    super::monitor::record(
+        super::monitor::Figure::ReadBytes,
+        restored.iter().map(|p| p.bytes).sum::<u64>() as f64,
+    );
     if global.json {
         json(&serde_json::json!({
             "id": id.to_hex(),

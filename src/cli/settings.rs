@@ -23,6 +23,24 @@ pub struct Settings {
     /// A repository on S3-compatible storage (`repository = "s3://BUCKET/PREFIX"`).
     #[serde(default)]
     pub s3: crate::remote::url::S3Settings,
+    /// `[metrics] file`: as `--metrics-file`.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+    /// `[ping] url`: as `--ping-url`.
+    #[serde(default)]
+    pub ping: PingSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingSettings {
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

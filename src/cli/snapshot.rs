@@ -323,6 +323,17 @@ fn report(
     warnings: &[String],
 ) {
     let s = &snap.stats;
+    {
+        use super::monitor::{Figure, record};
+        record(Figure::ReadBytes, s.bytes_read as f64);
+        record(Figure::AddedBytes, s.bytes_added as f64);
+        record(Figure::Chunks, s.chunks as f64);
+        record(Figure::NewChunks, s.new_chunks as f64);
+        record(Figure::Warnings, warnings.len() as f64);
+        if let Some(ms) = pause_ms(snap) {
+            record(Figure::PauseSeconds, ms as f64 / 1000.0);
+        }
+    }
     if global.json {
         json(&serde_json::json!({
             "id": id.to_hex(),

@@ -69,6 +69,10 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         }
     };
     drop(lock);
+    super::monitor::record(
+        super::monitor::Figure::ReadBytes,
+        verdict.parts.iter().map(|p| p.size).sum::<u64>() as f64,
+    );
     if global.json {
         json(&serde_json::json!({
             "record": recorded.map(|id| id.to_hex()),

@@ -22,6 +22,7 @@ mod hostile;
 mod interrupt;
 mod json;
 mod keys;
+mod monitor;
 mod output;
 mod passwords;
 mod progress;

@@ -217,6 +217,8 @@ pub fn cmd_for(repo: &Path, password: &str, args: &[&str]) -> Command {
         .env_remove("RBK_PASSWORD_COMMAND")
         .env_remove("RBK_LOG")
         .env_remove("RBK_PROGRESS")
+        .env_remove("RBK_METRICS_FILE")
+        .env_remove("RBK_PING_URL")
         .stdin(Stdio::null());
     c
 }
