@@ -512,6 +512,29 @@ mod tests {
         }
     }
 
+    /// Fetches `windows` whole: each blob as (its window's tag, its first byte, its length).
+    fn fetch_all<const N: usize>(
+        repo: &Repository,
+        windows: [(u8, Vec<(Id, BlobLocation)>); N],
+    ) -> Vec<(u8, u8, usize)> {
+        let mut delivered = Vec::new();
+        Fetcher::new(repo)
+            .expect("fetcher")
+            .fetch(
+                windows.into_iter().map(Ok),
+                "the test stream",
+                || None,
+                |tag, blobs| {
+                    for (_, _, sealed) in blobs {
+                        delivered.push((tag, sealed[0], sealed.len()));
+                    }
+                    Ok(true)
+                },
+            )
+            .expect("fetch");
+        delivered
+    }
+
     #[test]
     fn the_next_window_is_read_while_the_one_before_is_still_arriving() {
         let gate = Arc::new(Gate::default());
@@ -521,27 +544,15 @@ mod tests {
             gate.write_new(FileKind::Pack, &name, &[byte; 100])
                 .expect("pack");
         }
-        let windows = [0xaa, 0xbb].map(|byte| Ok((byte, vec![loc(byte, 0, 100)])));
-        let mut delivered = Vec::new();
-        Fetcher::new(&repo)
-            .expect("fetcher")
-            .fetch(
-                windows.into_iter(),
-                "the test stream",
-                || None,
-                |tag, blobs| {
-                    delivered.push((tag, blobs[0].2.to_vec()));
-                    Ok(true)
-                },
-            )
-            .expect("fetch");
+        let windows = [0xaa, 0xbb].map(|byte| (byte, vec![loc(byte, 0, 100)]));
+        let delivered = fetch_all(&repo, windows);
         assert!(
             gate.overlapped.load(Ordering::SeqCst),
             "the second window's read did not begin while the first's was in flight"
         );
         assert_eq!(
             delivered,
-            vec![(0xaa, vec![0xaa; 100]), (0xbb, vec![0xbb; 100])],
+            vec![(0xaa, 0xaa, 100), (0xbb, 0xbb, 100)],
             "windows are delivered in order, each with its own bytes"
         );
     }
@@ -568,24 +579,10 @@ mod tests {
             .expect("pack");
         // The first window's two blobs are read as one range, across the second's blob.
         let windows = [
-            Ok((1, vec![loc(0xcc, 0, 1000), loc(0xcc, 2000, 1000)])),
-            Ok((2, vec![loc(0xcc, 1000, 1000)])),
+            (1, vec![loc(0xcc, 0, 1000), loc(0xcc, 2000, 1000)]),
+            (2, vec![loc(0xcc, 1000, 1000)]),
         ];
-        let mut delivered = Vec::new();
-        Fetcher::new(&repo)
-            .expect("fetcher")
-            .fetch(
-                windows.into_iter(),
-                "the test stream",
-                || None,
-                |tag, blobs| {
-                    for (_, _, sealed) in blobs {
-                        delivered.push((tag, sealed[0], sealed.len()));
-                    }
-                    Ok(true)
-                },
-            )
-            .expect("fetch");
+        let delivered = fetch_all(&repo, windows);
         assert_eq!(
             delivered,
             vec![(1, 0, 1000), (1, 2, 1000), (2, 1, 1000)],
