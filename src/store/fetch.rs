@@ -261,14 +261,18 @@ impl<'r> Fetcher<'r> {
             }
             let (repo, needed_by, shared) = (self.repo, needed_by.to_string(), read.clone());
             scope.spawn(move |_| {
-                shared.finish(read_range(
-                    repo,
-                    shared.pack,
-                    shared.start,
-                    buffer,
-                    first,
-                    &needed_by,
-                ));
+                // A read that never finishes would leave its window waiting for ever: a
+                // panic in it (none is expected) is a failed read.
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    read_range(repo, shared.pack, shared.start, buffer, first, &needed_by)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Invalid(format!(
+                        "the read of pack {} panicked",
+                        shared.pack
+                    )))
+                });
+                shared.finish(read);
             });
         }
         let reads: Vec<Arc<Read>> = reads.into_iter().flatten().collect();
