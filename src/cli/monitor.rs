@@ -62,15 +62,16 @@ pub struct Monitor {
     started: Instant,
 }
 
-/// The commands that are monitored, by name.
+/// The commands that are monitored, by name. A dry run did nothing: it is not a run a
+/// watcher should count as last night's backup.
 fn monitored(command: &Command) -> Option<&'static str> {
     Some(match command {
-        Command::Snapshot(_) => "snapshot",
-        Command::Restore(_) => "restore",
-        Command::Prune(_) => "prune",
+        Command::Snapshot(a) if !a.dry_run => "snapshot",
+        Command::Restore(a) if !a.dry_run => "restore",
+        Command::Prune(a) if !a.dry_run => "prune",
         Command::Check(_) => "check",
         Command::Verify(_) => "verify",
-        Command::Copy(_) => "copy",
+        Command::Copy(a) if !a.dry_run => "copy",
         _ => return None,
     })
 }

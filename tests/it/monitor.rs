@@ -358,8 +358,9 @@ fn pings_say_start_then_success_or_failure_with_the_error() {
         seen[3].body
     );
 
-    // Commands that are not monitored do not ping.
+    // Commands that are not monitored do not ping, nor does a dry run, which did nothing.
     env.ok(&["snapshots", "--ping-url", &url]);
+    env.ok(&["prune", "--keep-last", "1", "--dry-run", "--ping-url", &url]);
     assert_eq!(server.seen().len(), 4);
 }
 
