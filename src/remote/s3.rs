@@ -172,16 +172,22 @@ impl S3Backend {
         })
     }
 
-    /// Reads `buf.len()` bytes of `key` from `offset` into `buf` as they arrive: the body
-    /// is not gathered whole first, so a read in flight costs its buffer and a few network
-    /// chunks, not twice its size. Returns how many bytes came (fewer: the object is short).
-    fn read_into(&self, key: &str, offset: u64, buf: &mut [u8]) -> opendal::Result<usize> {
-        let end = offset + buf.len() as u64;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<opendal::Result<bytes::Bytes>>(4);
+    /// The body of `key` (`range` of it, or all) as it arrives, a few network chunks at a
+    /// time: whoever reads it copies each chunk where it belongs, and dropping the receiver
+    /// abandons the request, so nothing is gathered whole first.
+    fn receive(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> tokio::sync::mpsc::Receiver<opendal::Result<bytes::Bytes>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<opendal::Result<bytes::Bytes>>(4);
         let (op, k) = (self.op.clone(), key.to_string());
         self.rt.spawn(async move {
             let stream = match op.reader(&k).await {
-                Ok(reader) => reader.into_bytes_stream(offset..end).await,
+                Ok(reader) => match range {
+                    Some(r) => reader.into_bytes_stream(r).await,
+                    None => reader.into_bytes_stream(..).await,
+                },
                 Err(e) => Err(e),
             };
             let mut stream = match stream {
@@ -197,12 +203,19 @@ impl S3Backend {
                     Err(e) => opendal::Error::new(ErrorKind::Unexpected, e.to_string()),
                 });
                 let failed = chunk.is_err();
-                // The reader gone: the read was abandoned, nothing to send to.
+                // The receiver gone: the read was abandoned, nothing to send to.
                 if tx.send(chunk).await.is_err() || failed {
                     return;
                 }
             }
         });
+        rx
+    }
+
+    /// Reads `buf.len()` bytes of `key` from `offset` into `buf` as they arrive. Returns
+    /// how many bytes came (fewer: the object is short; one more: it sent too many).
+    fn read_into(&self, key: &str, offset: u64, buf: &mut [u8]) -> opendal::Result<usize> {
+        let mut rx = self.receive(key, Some(offset..offset + buf.len() as u64));
         let mut at = 0;
         while let Some(chunk) = rx.blocking_recv() {
             let chunk = chunk?;
@@ -210,7 +223,6 @@ impl S3Backend {
             buf[at..at + n].copy_from_slice(&chunk[..n]);
             at += n;
             if n < chunk.len() {
-                // More than was asked for: not the range requested.
                 return Ok(at + 1);
             }
         }
@@ -309,30 +321,20 @@ impl Backend for S3Backend {
                 format!("{len} bytes, more than any such file rbk writes ({max} at most)"),
             )
         };
-        let size = self.stat(kind, name)?.content_length();
-        if size > max {
-            return Err(too_big(size));
-        }
-        // Bounded even if the object was replaced by a larger one since the stat.
-        let op = self.op.clone();
-        let k = key.clone();
-        let data = self
-            .run(async move { op.read_with(&k).range(0..size.max(1)).await })
-            .map_err(|e| match e.kind() {
-                ErrorKind::RangeNotSatisfied => None,
-                _ => Some(e),
-            });
-        let data = match data {
-            Ok(buf) => buf.to_vec(),
-            // An empty object has no byte 0 to ask for.
-            Err(None) => Vec::new(),
-            Err(Some(e)) => return Err(self.err("read", &key, e)),
-        };
-        if data.len() as u64 != size {
-            return Err(StoreError::damaged(
-                kind.path_of(name),
-                format!("changed while read: {} bytes, {size} listed", data.len()),
-            ));
+        // One request, not a HEAD for the size and then a GET: each is a round trip, and
+        // opening a repository reads a dozen files. The body is taken as it comes and
+        // refused once it passes what such a file can hold, so a planted giant costs at
+        // most that much memory.
+        let mut rx = self.receive(&key, None);
+        let mut data = Vec::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            let chunk = chunk.map_err(|e| self.err("read", &key, e))?;
+            if (data.len() + chunk.len()) as u64 > max {
+                drop(rx);
+                let size = self.stat(kind, name)?.content_length();
+                return Err(too_big(size.max(max + 1)));
+            }
+            data.extend_from_slice(&chunk);
         }
         Ok(data)
     }
