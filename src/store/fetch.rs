@@ -32,10 +32,6 @@ const READERS: usize = 8;
 /// Windows being read at once: the next one's reads start while the last reads of the
 /// one before are still arriving.
 const AHEAD: usize = 3;
-/// Windows whose reads the next window may take blobs from: the one before it, whose
-/// ranges span the gaps the next one needs (and, through it, the ones before that still
-/// in use).
-const SHARED: usize = 1;
 /// Buffers of finished reads kept for the next ones.
 pub(super) const SPARE: usize = 4;
 
@@ -190,8 +186,9 @@ impl<'r> Fetcher<'r> {
     ) -> Result<()> {
         let mut spare = Vec::new();
         let mut windows = windows.fuse();
-        // The reads the window started last uses, which the next window may share.
-        let mut recent: VecDeque<Vec<Arc<Read>>> = VecDeque::new();
+        // The reads the window started last uses, which the next window may share (and,
+        // through it, those of the windows before that it still uses).
+        let mut recent: Vec<Arc<Read>> = Vec::new();
         // Reads run on the pool; this thread plans, waits and delivers. Leaving the scope
         // (done, stopped or failed) waits for the reads already started: at most `AHEAD`
         // windows of them.
@@ -205,11 +202,8 @@ impl<'r> Fetcher<'r> {
                     let (window, used) =
                         self.start(scope, tag, blobs, needed_by, &recent, &mut spare);
                     in_flight.push_back(window);
-                    recent.push_back(used);
-                    if recent.len() > SHARED {
-                        let old = recent.pop_front().unwrap_or_default();
-                        spare.extend(old.into_iter().filter_map(Read::into_buffer));
-                    }
+                    let old = std::mem::replace(&mut recent, used);
+                    spare.extend(old.into_iter().filter_map(Read::into_buffer));
                     spare.truncate(SPARE);
                 }
                 let Some(front) = in_flight.pop_front() else {
@@ -231,7 +225,7 @@ impl<'r> Fetcher<'r> {
         tag: T,
         blobs: Vec<(Id, BlobLocation)>,
         needed_by: &str,
-        recent: &VecDeque<Vec<Arc<Read>>>,
+        recent: &[Arc<Read>],
         spare: &mut Vec<Vec<u8>>,
     ) -> (InFlight<T>, Vec<Arc<Read>>)
     where
@@ -239,7 +233,7 @@ impl<'r> Fetcher<'r> {
     {
         let mut reads: Vec<Option<Arc<Read>>> = blobs
             .iter()
-            .map(|(_, loc)| recent.iter().flatten().find(|r| r.covers(loc)).cloned())
+            .map(|(_, loc)| recent.iter().find(|r| r.covers(loc)).cloned())
             .collect();
         let wanted: Vec<usize> = (0..blobs.len()).filter(|&i| reads[i].is_none()).collect();
         for p in plan(&blobs, &wanted) {
