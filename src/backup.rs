@@ -223,13 +223,14 @@ pub fn snapshot(repo: &Repository, options: &SnapshotOptions) -> Result<Saved> {
     if let Err(c) = options.cancel.check() {
         return Err(interrupted(&parts, None, c, options.parts.len()).into());
     }
-    let snapshot = new_snapshot(
+    let mut snapshot = new_snapshot(
         parts,
         &options.tags,
         options.host.clone(),
         options.time.clone(),
         options.labels.clone(),
     );
+    crate::stack::names::set_warnings(&mut snapshot, &warnings);
     let (id, snapshot) = writer.commit(snapshot)?;
     Ok(Saved {
         id,

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod blob;
 pub mod check;
+pub mod check_record;
 pub mod chunker;
 pub mod config;
 pub mod conformance;

@@ -14,7 +14,7 @@ use crate::cancel::Cancel;
 use crate::source::kind::Role;
 use crate::stack::host::{HostConfig, HostPause, Service};
 use crate::stack::kinds;
-use crate::stack::names::label;
+use crate::stack::names::{self, label};
 use crate::store::Repository;
 use crate::store::writer::SnapshotWriter;
 
@@ -73,13 +73,14 @@ pub fn snapshot_host(
         (label::PAUSE_START.into(), pause_start),
         (label::PAUSE_MS.into(), pause_ms.to_string()),
     ];
-    let snapshot = new_snapshot(parts, tags, hostname, None, labels);
+    let mut snapshot = new_snapshot(parts, tags, hostname, None, labels);
+    warnings.extend(unrecognised_dump(&snapshot));
+    names::set_warnings(&mut snapshot, &warnings);
     // The last chance to stop: once the commit starts it completes.
     cancel
         .check()
         .map_err(|c| anyhow::Error::from(c).context(INTERRUPTED_AFTER_PAUSE))?;
     let (id, snapshot) = writer.commit(snapshot)?;
-    warnings.extend(unrecognised_dump(&snapshot));
     Ok(Saved {
         id,
         snapshot,

@@ -14,7 +14,7 @@ use crate::source::kind::{Role, StoreKind};
 use crate::source::neo4j::{Database, Edition};
 use crate::stack::discover::{GraphStore, KEY_VAR, Stack, StackConfig, discover};
 use crate::stack::kinds::{self, Kinds, with_role};
-use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, label, pause_ms};
+use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, label, pause_ms, set_warnings};
 use crate::stack::pause::Pause;
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::writer::SnapshotWriter;
@@ -242,7 +242,14 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     }
     labels.push((label::PAUSE_START.into(), pause_start));
     labels.push((label::PAUSE_MS.into(), pause_ms.to_string()));
-    let snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
+    let mut snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
+    // Known only now, and in the plan's warnings rather than a log line, so that it reaches
+    // `--json` and the exit code (done, with warnings); and in the manifest, for `rbk status`.
+    let mut plan = plan;
+    plan.warnings.extend(counted.warnings);
+    plan.warnings.extend(stream_warnings);
+    plan.warnings.extend(unrecognised_dump(&snapshot));
+    set_warnings(&mut snapshot, &plan.warnings);
     delay_commit_for_tests(&options.cancel);
     // The last chance to stop: once the commit starts it completes, and the snapshot is saved.
     options
@@ -250,12 +257,6 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         .check()
         .map_err(|c| anyhow::Error::from(c).context(INTERRUPTED_AFTER_PAUSE))?;
     let (id, snapshot) = writer.commit(snapshot)?;
-    // Known only now, and in the plan's warnings rather than a log line, so that it reaches
-    // `--json` and the exit code (done, with warnings).
-    let mut plan = plan;
-    plan.warnings.extend(counted.warnings);
-    plan.warnings.extend(stream_warnings);
-    plan.warnings.extend(unrecognised_dump(&snapshot));
     Ok(StackOutcome::Saved { id, snapshot, plan })
 }
 

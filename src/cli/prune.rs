@@ -237,6 +237,13 @@ fn print_outcome(
             report.verifications_removed
         );
     }
+    if report.check_records_removed > 0 {
+        println!(
+            "{} check record(s) {would}removed: beyond the newest {} of their scope, or unreadable",
+            report.check_records_removed,
+            crate::store::check_record::KEPT_PER_SCOPE
+        );
+    }
     if report.packs_rescued > 0 {
         println!(
             "{} pack(s) kept: snapshots taken during the prune use them",

@@ -33,6 +33,44 @@ pub mod label {
     pub const SQL_ROWS: &str = "sql.rows";
     /// How long the counts took, in ms (they are part of the pause).
     pub const COUNTS_MS: &str = "counts.ms";
+    /// JSON `["warning", ...]`: what the snapshot warned of, so that `rbk status` can still
+    /// say it the next day. Absent when there was nothing to say.
+    pub const WARNINGS: &str = "rbk.warnings";
+}
+
+/// The most warnings a manifest keeps, and the longest kept (a snapshot of many volumes
+/// must not carry a page of prose in each manifest).
+const MAX_WARNINGS: usize = 20;
+const MAX_WARNING_LEN: usize = 500;
+
+/// Records `warnings` in a manifest about to be committed (label `rbk.warnings`).
+pub fn set_warnings(s: &mut Snapshot, warnings: &[String]) {
+    if warnings.is_empty() {
+        return;
+    }
+    let kept: Vec<String> = warnings
+        .iter()
+        .take(MAX_WARNINGS)
+        .map(|w| {
+            let mut end = w.len().min(MAX_WARNING_LEN);
+            while !w.is_char_boundary(end) {
+                end -= 1;
+            }
+            w[..end].to_string()
+        })
+        .collect();
+    let json = serde_json::to_string(&kept).unwrap_or_default();
+    s.labels.push((label::WARNINGS.into(), json));
+}
+
+/// The warnings a snapshot recorded (none for one taken before they were recorded, or a
+/// label that is not a JSON array of strings: it is free-form, so never trusted).
+pub fn warnings(s: &Snapshot) -> Vec<String> {
+    s.labels
+        .iter()
+        .find(|(k, _)| k == label::WARNINGS)
+        .and_then(|(_, v)| serde_json::from_str(v).ok())
+        .unwrap_or_default()
 }
 
 /// The context under which the key's fingerprint is computed.

@@ -270,6 +270,21 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport, StoreErr
         });
     }
 
+    for (id, record) in repo.check_records()? {
+        let why = match record {
+            Ok(_) => continue,
+            Err(e @ StoreError::UnsupportedVersion { .. }) => format!("{e}; a newer rbk reads it"),
+            Err(e) if e.is_damage() => format!(
+                "unreadable ({e}); it only recorded an earlier check, which no backup needs: the next prune removes it"
+            ),
+            Err(e) => format!("unreadable ({e}); it only recorded an earlier check"),
+        };
+        report.warnings.push(Problem {
+            file: FileKind::CheckRecord.path_of(&id.to_hex()),
+            detail: why,
+        });
+    }
+
     for (name, lock) in list_locks(backend.as_ref(), repo.crypto())? {
         if let Err(e) = lock {
             report.warnings.push(Problem {

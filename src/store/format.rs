@@ -23,11 +23,13 @@ pub enum FileKind {
     Deletion,
     /// The outcome of a verification of one snapshot (`verification.rs`).
     Verification,
+    /// What one `rbk check` of the whole repository found (`check_record.rs`).
+    CheckRecord,
 }
 
 impl FileKind {
     /// Every kind but the config, which is a single file: the kinds that live in a folder.
-    pub const FOLDERS: [FileKind; 7] = [
+    pub const FOLDERS: [FileKind; 8] = [
         FileKind::Key,
         FileKind::Pack,
         FileKind::Index,
@@ -35,6 +37,7 @@ impl FileKind {
         FileKind::Lock,
         FileKind::Deletion,
         FileKind::Verification,
+        FileKind::CheckRecord,
     ];
 
     /// The directory that holds files of this kind (the config is a single file).
@@ -48,6 +51,7 @@ impl FileKind {
             FileKind::Lock => "locks",
             FileKind::Deletion => "deletions",
             FileKind::Verification => "verifications",
+            FileKind::CheckRecord => "checks",
         }
     }
 
@@ -61,6 +65,7 @@ impl FileKind {
             FileKind::Lock => b"rbk:lock",
             FileKind::Deletion => b"rbk:deletion",
             FileKind::Verification => b"rbk:verification",
+            FileKind::CheckRecord => b"rbk:check",
         }
     }
 
@@ -82,6 +87,8 @@ impl FileKind {
             // A few names and one line per check: a few KiB. Writers refuse more, so a
             // record they wrote is never one readers refuse.
             FileKind::Verification => MIB,
+            // Figures and at most `check_record::MAX_PROBLEMS` lines.
+            FileKind::CheckRecord => MIB,
             // The largest pack target (512 MiB), one more blob, the header.
             FileKind::Pack => 1024 * MIB,
         }

@@ -103,6 +103,9 @@ pub struct PruneReport {
     pub temp_files_removed: usize,
     /// Verification records removed (or that would be): of snapshots that are gone, or damaged.
     pub verifications_removed: usize,
+    /// Check records removed (or that would be): damaged, or older than the newest
+    /// `check_record::KEPT_PER_SCOPE` of their scope.
+    pub check_records_removed: usize,
     pub duration_ms: u64,
 }
 
@@ -206,6 +209,12 @@ pub fn prune(repo: &Repository, lock: &LockGuard, options: &PruneOptions) -> Res
     if !options.dry_run {
         repo.remove_verifications(&stale.orphaned)?;
         repo.remove_verifications(&stale.damaged)?;
+    }
+    // Check records concern no snapshot: only their number is bounded.
+    let surplus = repo.surplus_check_records()?;
+    report.check_records_removed = surplus.len();
+    if !options.dry_run {
+        repo.remove_check_records(&surplus)?;
     }
     let mut pending: HashSet<Id> = waiting
         .iter()
