@@ -59,6 +59,7 @@ mod signals;
 mod snapshot;
 mod snapshots;
 mod stats;
+mod status;
 mod unlock;
 mod verify;
 
@@ -84,12 +85,15 @@ pub mod exit {
     /// complete, the check found no damage) but reported something the user should look at.
     /// Its own code, so that an unattended run can raise it without calling it a failure.
     pub const WARNINGS: u8 = 6;
+    /// `rbk status` found something that needs attention: a backup, drill or check overdue,
+    /// damage reported, a snapshot that cannot be read, a stale lock. It names each.
+    pub const NEEDS_ATTENTION: u8 = 7;
     /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report a Ctrl-C): nothing saved.
     pub const INTERRUPTED: u8 = 130;
 
     /// What each code means, for `rbk man` (the README's table says the same; a test holds
     /// the man page to its codes).
-    pub const MEANINGS: [(u8, &str); 8] = [
+    pub const MEANINGS: [(u8, &str); 9] = [
         (OK, "success"),
         (FAILED, "failed (bad input, a producer failed, I/O error)"),
         (
@@ -105,6 +109,10 @@ pub mod exit {
         (
             WARNINGS,
             "done, with warnings: the command did its job, but reported something to look at",
+        ),
+        (
+            NEEDS_ATTENTION,
+            "status: something needs attention (a backup, drill or check overdue, damage reported, a stale lock); each is named",
         ),
         (
             INTERRUPTED,
@@ -150,6 +158,7 @@ pub enum Command {
     Check(check::CheckArgs),
     Verify(verify::VerifyArgs),
     Stats(stats::StatsArgs),
+    Status(status::StatusArgs),
     Diff(diff::DiffArgs),
     Prune(prune::PruneArgs),
     Copy(copy::CopyArgs),
@@ -180,7 +189,7 @@ pub fn run() -> ExitCode {
     let result = match &cli.command {
         _ if cli.global.no_lock && !reads_only(&cli.command) => Err(crate::usage!(
             "--no-lock is for commands that only read the repository (restore, check, verify, snapshots, \
-             stats, diff, key list): the others need the lock to keep it consistent"
+             stats, status, diff, key list): the others need the lock to keep it consistent"
         )),
         Command::Init(a) => init::run(&cli.global, a),
         Command::Key(a) => key::run(&cli.global, a),
@@ -190,6 +199,7 @@ pub fn run() -> ExitCode {
         Command::Check(a) => check::run(&cli.global, a),
         Command::Verify(a) => verify::run(&cli.global, a),
         Command::Stats(a) => stats::run(&cli.global, a),
+        Command::Status(a) => status::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Copy(a) => copy::run(&cli.global, a),
@@ -288,6 +298,7 @@ fn reads_only(command: &Command) -> bool {
         | Command::Check(_)
         | Command::Verify(_)
         | Command::Stats(_)
+        | Command::Status(_)
         | Command::Diff(_) => true,
         Command::Key(k) => matches!(k.command, key::KeyCommand::List(_)),
         _ => false,

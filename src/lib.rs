@@ -18,6 +18,7 @@ pub mod restore;
 pub mod retention;
 pub mod source;
 pub mod stack;
+pub mod status;
 pub mod store;
 pub mod usage;
 pub mod verify;

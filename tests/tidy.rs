@@ -145,6 +145,21 @@ const REMOTE: Rule = Rule {
     may_be_absent: false,
 };
 
+const STATUS: Rule = Rule {
+    modules: &["crate::status"],
+    banned: &[
+        "crate::cli",
+        "crate::backup",
+        "crate::restore",
+        "crate::source",
+        "crate::remote",
+    ],
+    allowed: &[],
+    why: "status judges what the repository records; it reads no stack, no backend of its own, \
+          and prints nothing",
+    may_be_absent: false,
+};
+
 /// Every dependency rule, for the test that shows each one can fail.
 const RULES: &[&Rule] = &[
     &STORE,
@@ -156,6 +171,7 @@ const RULES: &[&Rule] = &[
     &RESTORE_NOT_BACKUP,
     &STACK,
     &REMOTE,
+    &STATUS,
 ];
 
 #[test]
@@ -194,6 +210,11 @@ fn backup_and_restore_never_depend_on_each_other() {
 #[test]
 fn the_stack_layer_depends_on_neither_backup_restore_nor_cli() {
     assert_holds(&[&STACK]);
+}
+
+#[test]
+fn status_judges_records_and_touches_no_stack() {
+    assert_holds(&[&STATUS]);
 }
 
 #[test]

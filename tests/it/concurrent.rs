@@ -179,7 +179,7 @@ fn a_running_snapshot_keeps_an_exclusive_lock_out() {
 }
 
 /// Writes a lock file as another process would have: encrypted like rbk's own.
-fn plant_lock(env: &Env, name: &str, info: &LockInfo) {
+pub(crate) fn plant_lock(env: &Env, name: &str, info: &LockInfo) {
     let repo = env.open();
     let bytes = seal_file(repo.crypto(), FileKind::Lock, LOCK_VERSION, info);
     repo.backend()
@@ -187,7 +187,7 @@ fn plant_lock(env: &Env, name: &str, info: &LockInfo) {
         .expect("write lock");
 }
 
-fn lock_info(host: &str, pid: u32, age_secs: i64) -> LockInfo {
+pub(crate) fn lock_info(host: &str, pid: u32, age_secs: i64) -> LockInfo {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

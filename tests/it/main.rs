@@ -36,6 +36,7 @@ mod s3;
 mod secrets;
 mod stack;
 mod stats;
+mod status;
 mod tamper;
 mod usage;
 mod util;

@@ -28,6 +28,7 @@ pub const EXIT_DAMAGED: i32 = 3;
 pub const EXIT_LOCKED: i32 = 4;
 pub const EXIT_WRONG_PASSWORD: i32 = 5;
 pub const EXIT_WARNINGS: i32 = 6;
+pub const EXIT_NEEDS_ATTENTION: i32 = 7;
 
 pub const MIB: usize = 1024 * 1024;
 

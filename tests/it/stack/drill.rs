@@ -66,6 +66,32 @@ fn a_drill_of_a_good_snapshot_passes_every_check_and_leaves_the_stack_alone() {
     );
     println!("counts took {} ms in the pause", labels["counts.ms"]);
 
+    // `rbk status` holds a stack to a drill age once asked to: none has run yet.
+    let st = rbk(&env, &["--json", "status", "--max-drill-age", "7d"]);
+    assert_eq!(st.code, EXIT_NEEDS_ATTENTION, "{}", st.all());
+    let v = st.json();
+    crate::json::assert_shape(&v, "status", crate::status::STATUS_RULES);
+    assert_eq!(v["groups"][0]["project"], stack.project.as_str(), "{v}");
+    assert!(
+        v["groups"][0]["last_snapshot"]["pause_ms"].as_u64() > Some(0),
+        "{v}"
+    );
+    assert!(
+        !v["groups"][0]["last_snapshot"]["warnings"]
+            .as_array()
+            .expect("warnings")
+            .is_empty(),
+        "the published default key is warned of, and recorded: {v}"
+    );
+    let p = v["problems"].as_array().expect("problems");
+    assert!(
+        p.len() == 1
+            && p[0]
+                .as_str()
+                .is_some_and(|l| l.contains("no restore drill has passed")),
+        "{v}"
+    );
+
     stack.wait_running(&SERVICES);
     let before = stack.started_at(&SERVICES);
     let began = Instant::now();
@@ -140,6 +166,20 @@ fn a_drill_of_a_good_snapshot_passes_every_check_and_leaves_the_stack_alone() {
     );
     let table = rbk_ok(&env, &["snapshots"]);
     assert_contains(&table.stdout, "restore-tested", "snapshots");
+    let st = rbk(&env, &["--json", "status", "--max-drill-age", "7d"]);
+    assert_eq!(
+        st.code,
+        EXIT_OK,
+        "the drill is recorded for status: {}",
+        st.all()
+    );
+    let v = st.json();
+    crate::json::assert_shape(&v, "status", crate::status::STATUS_RULES);
+    assert_eq!(
+        v["groups"][0]["last_drill"]["snapshot"],
+        id_of(&snap).as_str(),
+        "{v}"
+    );
 }
 
 #[test]
@@ -199,6 +239,11 @@ fn a_drill_of_a_damaged_graph_fails_with_exit_3_and_names_the_check() {
     assert_contains(&text.stdout, "FAIL  neo4j consistency", "text report");
     let table = rbk_ok(&env, &["snapshots"]);
     assert_contains(&table.stdout, "FAILED restore-test", "snapshots");
+    // And `rbk status` says so, until a drill passes.
+    let st = rbk(&env, &["status"]);
+    assert_eq!(st.code, EXIT_NEEDS_ATTENTION, "{}", st.all());
+    assert_contains(&st.stdout, "the last restore-test verification", "status");
+    assert_contains(&st.stdout, "neo4j consistency", "status");
 }
 
 /// SIGTERM while the drill's containers exist: exit 130, nothing of the drill left, the
