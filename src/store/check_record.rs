@@ -277,20 +277,9 @@ mod tests {
     use super::*;
     use crate::store::backend::LocalBackend;
     use crate::store::format::{encode_plain, seal_file};
-    use crate::store::keys::KdfParams;
-    use crate::store::repo::InitOptions;
 
     fn repo(dir: &std::path::Path) -> Repository {
-        let options = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            compression_level: 3,
-            ..Default::default()
-        };
-        Repository::init(Arc::new(LocalBackend::new(dir)), b"pw", &options).expect("init")
+        Repository::init_for_tests(Arc::new(LocalBackend::new(dir)))
     }
 
     fn record(time: &str, scope: Scope, errors: &[&str]) -> CheckRecord {

@@ -373,9 +373,7 @@ mod tests {
 
     use super::*;
     use crate::store::backend::{Backend, TempFile};
-    use crate::store::keys::KdfParams;
     use crate::store::memory::MemoryBackend;
-    use crate::store::repo::InitOptions;
 
     fn loc(pack: u8, offset: u32, length: u32) -> (Id, BlobLocation) {
         (
@@ -441,15 +439,7 @@ mod tests {
     }
 
     fn repo_on(backend: Arc<dyn Backend>) -> Repository {
-        let options = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..Default::default()
-        };
-        Repository::init(backend, b"pw", &options).expect("init")
+        Repository::init_for_tests(backend)
     }
 
     impl Backend for Gate {

@@ -81,6 +81,21 @@ impl Default for InitOptions {
 }
 
 impl Repository {
+    /// A repository for unit tests on `backend`: the defaults, with the cheapest key
+    /// derivation (Argon2 at its default cost would dominate every test).
+    #[cfg(test)]
+    pub(crate) fn init_for_tests(backend: Arc<dyn Backend>) -> Repository {
+        let options = InitOptions {
+            kdf: super::keys::KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..Default::default()
+        };
+        Repository::init(backend, b"pw", &options).expect("init")
+    }
+
     /// Creates a repository in an empty (or absent) location.
     pub fn init(
         backend: Arc<dyn Backend>,

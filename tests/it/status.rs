@@ -45,7 +45,12 @@ fn chunk_byte(env: &Env, pack: &std::path::Path) -> u64 {
         .flat_map(|(_, s)| s.expect("snapshot").parts)
         .flat_map(|p| p.stored.lists)
         .filter_map(|id| index.get(&id))
-        .map(|l| (u64::from(l.offset), u64::from(l.offset) + u64::from(l.length)))
+        .map(|l| {
+            (
+                u64::from(l.offset),
+                u64::from(l.offset) + u64::from(l.length),
+            )
+        })
         .collect();
     let (header, _) = pack_header_span(pack);
     (0..header)
