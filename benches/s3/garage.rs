@@ -94,7 +94,8 @@ root_domain = ".s3.garage.localhost"
         };
         let id = g.retry(&["node", "id", "-q"])?;
         let id = id.trim().split('@').next().unwrap_or_default().to_string();
-        g.run(&["layout", "assign", "-z", "dc1", "-c", "10G", &id])?;
+        // `node id` answers from the config before the RPC port listens: retried too.
+        g.retry(&["layout", "assign", "-z", "dc1", "-c", "10G", &id])?;
         g.run(&["layout", "apply", "--version", "1"])?;
         let key = g.retry(&["key", "create", "rbk-bench"])?;
         g.key_id = field(&key, "Key ID").context("no key id")?;
