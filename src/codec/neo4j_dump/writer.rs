@@ -49,12 +49,9 @@ impl<W: Write> DumpWriter<W> {
             let level = level.clamp(*range.start(), *range.end());
             let mut e = zstd::stream::write::Encoder::new(w, level)?;
             e.include_checksum(true)?;
-            // Workers still write one frame; a restore would otherwise be
-            // bound by one core re-compressing. Optional: fall back to one.
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-            if workers > 1 {
-                let _ = e.multithread(workers as u32);
-            }
+            // One thread: at the restore's level (`restore::DUMP_LEVEL`) one core writes
+            // faster than the restore delivers, and zstd's workers would only add their
+            // buffers (about 25 MiB) to the restore's memory.
             Encoder::Zstd(e)
         } else {
             let level = level.clamp(0, 9) as u32;
