@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::stack::names::{self, label};
-use crate::store::check_record::{RecordedCheck, Scope};
+use crate::store::check_record::{LatestChecks, RecordedCheck, Scope};
 use crate::store::format::FileKind;
 use crate::store::lock::{hostname, list_locks, unreadable_may_be_held};
 use crate::store::manifest::Snapshot;
@@ -32,7 +32,8 @@ pub struct Evidence {
     pub snapshots: Vec<(Id, Result<Snapshot, String>)>,
     /// For each snapshot, the latest verification record of each kind.
     pub verifications: BTreeMap<Id, BTreeMap<String, Recorded>>,
-    pub checks: BTreeMap<Scope, RecordedCheck>,
+    /// The latest check record of each scope.
+    pub checks: LatestChecks,
     /// Every lock: its description, and whether it is stale.
     pub locks: Vec<(String, bool)>,
     /// Bytes of every file of the repository.
@@ -48,7 +49,7 @@ pub fn gather(repo: &Repository) -> Result<Evidence> {
         .map(|(id, s)| (id, s.map_err(|e| e.to_string())))
         .collect();
     let verifications = repo.latest_verifications()?;
-    let checks = repo.latest_checks()?.by_scope;
+    let checks = repo.latest_checks()?;
     let backend = repo.backend().as_ref();
     let now = crate::store::time::now_unix();
     let host = hostname();
@@ -134,7 +135,7 @@ pub struct Seen {
     pub snapshot: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct CheckSeen {
     pub time: String,
     pub age_s: i64,
@@ -200,11 +201,7 @@ pub fn assess(evidence: &Evidence, now: i64, limits: Limits) -> Status {
             ));
             continue;
         };
-        let project = s
-            .labels
-            .iter()
-            .find(|(k, _)| k == label::PROJECT)
-            .map(|(_, v)| v.clone());
+        let project = names::label_value(s, label::PROJECT).map(str::to_string);
         groups
             .entry((s.host.clone(), project))
             .or_default()
@@ -291,7 +288,7 @@ pub fn assess(evidence: &Evidence, now: i64, limits: Limits) -> Status {
         });
         // Only a stack can be drilled: snapshots of files and of [host] stacks are not held
         // to a drill age they cannot meet.
-        let drillable = label_of(newest, label::KIND) == Some("stack");
+        let drillable = names::label_value(newest, label::KIND) == Some("stack");
         if let Some(max) = limits.max_drill_age
             && drillable
         {
@@ -322,8 +319,8 @@ pub fn assess(evidence: &Evidence, now: i64, limits: Limits) -> Status {
         host: r.record.host.clone(),
         problems: r.record.problems.clone(),
     };
-    let read_data = evidence.checks.get(&Scope::ReadData).map(seen);
-    let structure = evidence.checks.get(&Scope::Structure).map(seen);
+    let read_data = evidence.checks.by_scope.get(&Scope::ReadData).map(seen);
+    let structure = evidence.checks.by_scope.get(&Scope::Structure).map(seen);
     let check_failed = |c: &CheckSeen| {
         format!(
             "the last check{} ({}) found {} error(s){}; `rbk check` names them, and `rbk repair` mends what can be mended",
@@ -368,10 +365,7 @@ pub fn assess(evidence: &Evidence, now: i64, limits: Limits) -> Status {
             Some(_) => {}
         }
     }
-    let last_check = match (&read_data, &structure) {
-        (Some(r), Some(s)) => Some(if s.age_s < r.age_s { s } else { r }.clone()),
-        (r, s) => r.clone().or_else(|| s.clone()),
-    };
+    let last_check = evidence.checks.newest().map(seen);
 
     let locks: Vec<LockSeen> = evidence
         .locks
@@ -397,13 +391,6 @@ pub fn assess(evidence: &Evidence, now: i64, limits: Limits) -> Status {
         locks,
         problems,
     }
-}
-
-fn label_of<'a>(s: &'a Snapshot, key: &str) -> Option<&'a str> {
-    s.labels
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]

@@ -172,8 +172,5 @@ pub fn run(global: &GlobalArgs, _args: &SnapshotsArgs) -> Result<u8> {
 
 /// The Compose project a stack snapshot was taken of.
 fn project_of(s: &crate::store::manifest::Snapshot) -> Option<&str> {
-    s.labels
-        .iter()
-        .find(|(k, _)| k == crate::stack::names::label::PROJECT)
-        .map(|(_, v)| v.as_str())
+    crate::stack::names::label_value(s, crate::stack::names::label::PROJECT)
 }

@@ -66,24 +66,25 @@ pub fn set_warnings(s: &mut Snapshot, warnings: &[String]) {
 /// The warnings a snapshot recorded (none for one taken before they were recorded, or a
 /// label that is not a JSON array of strings: it is free-form, so never trusted).
 pub fn warnings(s: &Snapshot) -> Vec<String> {
-    s.labels
-        .iter()
-        .find(|(k, _)| k == label::WARNINGS)
-        .and_then(|(_, v)| serde_json::from_str(v).ok())
+    label_value(s, label::WARNINGS)
+        .and_then(|v| serde_json::from_str(v).ok())
         .unwrap_or_default()
 }
 
 /// The context under which the key's fingerprint is computed.
 pub const KEY_FINGERPRINT_CONTEXT: &str = "rushdb-aes-256-encryption-key";
 
-/// The write-pause window a stack snapshot recorded.
-pub fn pause_ms(s: &Snapshot) -> Option<u64> {
+/// The value of a snapshot's label `key`, if it has one.
+pub fn label_value<'a>(s: &'a Snapshot, key: &str) -> Option<&'a str> {
     s.labels
         .iter()
-        .find(|(k, _)| k == label::PAUSE_MS)?
-        .1
-        .parse()
-        .ok()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The write-pause window a stack snapshot recorded.
+pub fn pause_ms(s: &Snapshot) -> Option<u64> {
+    label_value(s, label::PAUSE_MS)?.parse().ok()
 }
 
 #[cfg(test)]

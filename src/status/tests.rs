@@ -83,7 +83,7 @@ fn checked(e: &mut Evidence, scope: Scope, secs_ago: i64, errors: &[&str]) {
         CheckCounts::default(),
         &errors,
     );
-    e.checks.insert(
+    e.checks.by_scope.insert(
         scope,
         RecordedCheck {
             id: Id([9; 32]),
