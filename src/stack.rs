@@ -9,5 +9,7 @@ pub mod host;
 pub mod kinds;
 pub mod names;
 pub mod pause;
+pub mod phases;
 mod restarted;
 pub mod stale_drills;
+pub mod wait;

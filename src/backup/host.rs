@@ -5,6 +5,7 @@
 //! `stack/host.rs`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
@@ -15,6 +16,7 @@ use crate::source::kind::Role;
 use crate::stack::host::{HostConfig, HostPause, Service};
 use crate::stack::kinds;
 use crate::stack::names::{self, label};
+use crate::stack::phases::{Phases, dump_phase, phase};
 use crate::store::Repository;
 use crate::store::writer::SnapshotWriter;
 
@@ -48,30 +50,34 @@ pub fn snapshot_host(
     let mut warnings = Vec::new();
     let pause_start = crate::store::time::now_rfc3339();
     let mut pause = HostPause::new(host, cancel.clone())?;
-    pause.stop(Service::Writes)?;
+    let phases = Phases::begin();
+    phases.time(phase::PAUSE_WRITES, || pause.stop(Service::Writes))?;
     let mut parts = Vec::new();
     for kind in &kinds {
         // Neo4j Community must be stopped for a dump: the commands around it say how.
         let graph = kind.role() == Role::Graph;
         if graph {
-            pause.stop(Service::Neo4j)?;
+            phases.time(phase::STOP_NEO4J, || pause.stop(Service::Neo4j))?;
         }
+        let began = Instant::now();
         let (streams, mut w) = kind.streams(rt.handle())?;
         warnings.append(&mut w);
         for stream in streams {
             parts.push(store_stream(rt.handle(), &writer, stream)?);
         }
+        phases.record(dump_phase(kind.role()), began);
         if graph {
-            pause.start(Service::Neo4j)?;
+            phases.time(phase::START_NEO4J, || pause.start(Service::Neo4j))?;
         }
     }
-    pause.finish()?;
+    phases.time(phase::RESUME_WRITES, || pause.finish())?;
     let pause_ms = pause.elapsed_ms();
     drop(pause);
     let labels = vec![
         (label::KIND.into(), "host".into()),
         (label::PAUSE_START.into(), pause_start),
         (label::PAUSE_MS.into(), pause_ms.to_string()),
+        phases.label(),
     ];
     let mut snapshot = new_snapshot(parts, tags, hostname, None, labels);
     warnings.extend(unrecognised_dump(&snapshot));

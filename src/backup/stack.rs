@@ -1,21 +1,24 @@
 //! `rbk snapshot` of a running RushDB stack: pause writes, dump Neo4j and SQL in parallel into the repository, resume.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
 use super::stream::{store_stream, unrecognised_dump};
 use super::{INTERRUPTED_AFTER_PAUSE, INTERRUPTED_IN_PAUSE, new_snapshot};
-use crate::cancel::Cancel;
+use crate::cancel::{Cancel, is_cancelled};
 use crate::progress::Unit;
-use crate::source::docker::Engine;
+use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::kind::{Role, StoreKind};
 use crate::source::neo4j::{Database, Edition};
 use crate::stack::discover::{GraphStore, KEY_VAR, Stack, StackConfig, discover};
 use crate::stack::kinds::{self, Kinds, with_role};
 use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, label, pause_ms, set_warnings};
 use crate::stack::pause::Pause;
+use crate::stack::phases::{Phases, dump_phase, phase};
+use crate::stack::wait::{self, Probe};
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::writer::SnapshotWriter;
 use crate::store::{Id, Repository};
@@ -137,13 +140,18 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         options.cancel.clone(),
     );
     let pause_start = crate::store::time::now_rfc3339();
+    let phases = Phases::begin();
     // Stopping can take up to the stop timeout per container: show it is moving.
     let stopping = repo.progress().task("stop stack", Unit::Items, None);
-    pause
-        .stop(&stack.rushdb, options.stack.stop_timeout)
+    phases
+        .time(phase::STOP_RUSHDB, || {
+            pause.stop(&stack.rushdb, options.stack.stop_timeout)
+        })
         .context("pausing writes")?;
     // Nothing writes any more, and Neo4j still answers queries: what a drill compares with.
-    let counted = super::counts::count_stores(&rt, &engine, &stack, &options.stack);
+    let counted = phases.time(phase::COUNT, || {
+        super::counts::count_stores(&rt, &engine, &stack, &options.stack)
+    });
     labels.extend(counted.labels);
     labels.push((label::COUNTS_MS.into(), counted.ms.to_string()));
 
@@ -159,17 +167,21 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     {
         match edition {
             Edition::Community => {
-                pause.stop(container, options.stack.stop_timeout).context(
-                    "stopping Neo4j for the dump (Community edition cannot dump online)",
-                )?;
+                phases
+                    .time(phase::STOP_NEO4J, || {
+                        pause.stop(container, options.stack.stop_timeout)
+                    })
+                    .context(
+                        "stopping Neo4j for the dump (Community edition cannot dump online)",
+                    )?;
                 // One the operator had stopped stays stopped (`Pause::stop` leaves it alone).
                 graph_stop = container.running.then(|| container.clone());
             }
             // A server the operator stopped serves nothing: its database is dumped as it is.
             Edition::Enterprise if container.running => {
                 let db = Database::new(container, &database, options.stack.neo4j_auth.clone());
-                pause
-                    .stop_database(&db)
+                phases
+                    .time(phase::STOP_DATABASE, || pause.stop_database(&db))
                     .context("stopping the Neo4j database for the dump (STOP DATABASE)")?;
                 database_stop = Some(db);
             }
@@ -182,36 +194,70 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         let names: Vec<&str> = stack.volumes.iter().map(|v| v.name.as_str()).collect();
         labels.push((label::VOLUMES.into(), names.join(",")));
     }
+    // Whether Neo4j can be asked if it is ready without a healthcheck: it answered the
+    // counts a moment ago, so its credentials work.
+    let graph_counted = labels.iter().any(|(k, _)| k == label::NEO4J_COUNTS);
+    let mut pause_warnings = Vec::new();
     // The graph and the SQL in parallel, the volumes one after another beside them (they
     // are small beside the dumps, and each one-off container costs a start).
     let handle = rt.handle();
-    let groups: Vec<(Role, Result<Stored>)> = std::thread::scope(|scope| {
-        let running: Vec<_> = [Role::Graph, Role::Sql, Role::Volume]
+    let groups: Result<Vec<(Role, Result<Stored>)>> = std::thread::scope(|scope| {
+        let spawn = |role: Role| {
+            let (kinds, writer, phases) = (&kinds, &writer, phases.clone());
+            let stored = scope.spawn(move || {
+                let mut group = with_role(kinds, role).peekable();
+                group.peek()?;
+                let began = Instant::now();
+                let stored = store_kinds(handle, group, writer);
+                phases.record(dump_phase(role), began);
+                Some(stored)
+            });
+            (role, stored)
+        };
+        let graph = spawn(Role::Graph);
+        let others = [Role::Sql, Role::Volume].map(spawn);
+        let mut groups = vec![(graph.0, join(graph.1))];
+        // The dump is over (its stream ends with the one-off's exit, so nothing holds the
+        // store any more): Neo4j serves again while the SQL is still being dumped. Nothing
+        // writes to it before RushDB starts, after every dump.
+        if let Some(c) = &graph_stop {
+            phases
+                .time(phase::START_NEO4J, || pause.start(c))
+                .context("starting Neo4j again")?;
+        }
+        if let Some(db) = &database_stop {
+            phases
+                .time(phase::START_DATABASE, || pause.start_database(db))
+                .context("starting the Neo4j database again (START DATABASE)")?;
+        }
+        groups.extend(others.map(|(role, stored)| (role, join(stored))));
+        Ok(groups
             .into_iter()
-            .map(|role| {
-                let (kinds, writer) = (&kinds, &writer);
-                let stored =
-                    scope.spawn(move || store_kinds(handle, with_role(kinds, role), writer));
-                (role, stored)
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|(role, stored)| (role, join(stored)))
-            .collect()
+            .filter_map(|(role, stored)| Some((role, stored?)))
+            .collect())
     });
-    // Neo4j first, then RushDB, which connects to it on start.
+    let groups = groups?;
     let starting = repo.progress().task("start stack", Unit::Items, None);
+    // RushDB connects to Neo4j as it starts; Compose would wait for Neo4j's healthcheck
+    // (`depends_on: condition: service_healthy`), and so does this.
     if let Some(c) = &graph_stop {
-        pause.start(c).context("starting Neo4j again")?;
+        let db =
+            graph_counted.then(|| Database::new(c, &database, options.stack.neo4j_auth.clone()));
+        let waited = phases.time(phase::WAIT_NEO4J, || {
+            graph_ready(&rt, &engine, c, db.as_ref(), &options.cancel)
+        });
+        if let Err(e) = waited {
+            // A signal: the watcher is starting everything, and the start below says so.
+            if !is_cancelled(&e) {
+                pause_warnings.push(format!(
+                    "{}; RushDB was started all the same",
+                    e.root_cause()
+                ));
+            }
+        }
     }
-    if let Some(db) = &database_stop {
-        pause
-            .start_database(db)
-            .context("starting the Neo4j database again (START DATABASE)")?;
-    }
-    pause
-        .start(&stack.rushdb)
+    phases
+        .time(phase::START_RUSHDB, || pause.start(&stack.rushdb))
         .context("starting RushDB again")?;
     let pause_ms = pause.elapsed_ms();
     // A signal during the pause: the stack runs again, and the dumps it cut short are its
@@ -242,11 +288,13 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     }
     labels.push((label::PAUSE_START.into(), pause_start));
     labels.push((label::PAUSE_MS.into(), pause_ms.to_string()));
+    labels.push(phases.label());
     let mut snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
     // Known only now, and in the plan's warnings rather than a log line, so that it reaches
     // `--json` and the exit code (done, with warnings); and in the manifest, for `rbk status`.
     let mut plan = plan;
     plan.warnings.extend(counted.warnings);
+    plan.warnings.extend(pause_warnings);
     plan.warnings.extend(stream_warnings);
     plan.warnings.extend(unrecognised_dump(&snapshot));
     set_warnings(&mut snapshot, &plan.warnings);
@@ -277,8 +325,29 @@ fn delay_commit_for_tests(cancel: &Cancel) {
     }
 }
 
-fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
-    h.join().map_err(|_| anyhow!("a dump thread panicked"))?
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, Option<Result<T>>>) -> Option<Result<T>> {
+    h.join()
+        .unwrap_or_else(|_| Some(Err(anyhow!("a dump thread panicked"))))
+}
+
+/// How long RushDB's start waits for Neo4j's; past it, RushDB starts anyway (a stack left
+/// down is worse than a RushDB that retries its connection), with a warning.
+const NEO4J_READY_LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits until Neo4j, started again, is ready: healthy by its healthcheck, or without one
+/// answering a query when `db` (credentials that worked in this pause) is given, or else
+/// merely running.
+fn graph_ready(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    c: &ContainerInfo,
+    db: Option<&Database>,
+    cancel: &Cancel,
+) -> Result<()> {
+    wait::until_ready(rt, engine, c, cancel, NEO4J_READY_LIMIT, || match db {
+        Some(db) => wait::probe(rt.block_on(db.counts(engine)).map(|_| true)),
+        None => Probe::Ready,
+    })
 }
 
 fn stack_labels(repo: &Repository, stack: &Stack, kinds: &Kinds) -> Vec<(String, String)> {

@@ -13,6 +13,7 @@ use crate::backup::stack::{StackOutcome, StackPlan, StackSnapshotOptions, snapsh
 use crate::backup::{Interrupted, PartSpec, Raw, Saved, SnapshotOptions, check_plan, snapshot};
 use crate::parts::PartInput;
 use crate::stack::names::pause_ms;
+use crate::stack::phases::phases;
 
 /// Take a snapshot: of the running RushDB stack (no part options), or of
 /// the given parts (each --path, --stdin or --command is one part).
@@ -352,6 +353,7 @@ fn report(
                 "chunks": p.stored.chunks,
             })).collect::<Vec<_>>(),
             "pause_ms": pause_ms(snap),
+            "pause_phases": phases(snap),
             "warnings": warnings,
         }));
     } else if !global.quiet {
@@ -375,6 +377,16 @@ fn report(
         );
         if let Some(ms) = pause_ms(snap) {
             println!("writes were paused for {:.1} s", ms as f64 / 1000.0);
+        }
+        // Where the pause went; phases overlap (the dumps run side by side), so each shows
+        // when it began.
+        for p in phases(snap).unwrap_or_default() {
+            println!(
+                "  at {:>6.1} s  {:<22} {:>6.1} s",
+                p.start_ms as f64 / 1000.0,
+                esc(&p.phase),
+                p.ms as f64 / 1000.0
+            );
         }
     }
 }

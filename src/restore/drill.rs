@@ -7,7 +7,6 @@
 //! failed check means the backup would not give back what was taken (exit 3), while an
 //! error (the engine failing, a signal) means the drill could not run (exit 1, 130).
 
-mod wait;
 mod world;
 
 use std::collections::BTreeMap;
@@ -32,11 +31,11 @@ use crate::stack::discover::{
 use crate::stack::kinds::{self, Kinds};
 use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label};
 use crate::stack::stale_drills::{drill_id, remove_stale_drills};
+use crate::stack::wait::{self, Probe};
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::verification::{Check, Verification};
 use crate::store::{Id, Repository};
 use crate::verify::record::KIND_RESTORE_TEST;
-use wait::Probe;
 use world::{Copy, TeardownGuard, World};
 
 #[derive(Debug, Clone)]

@@ -14,6 +14,9 @@ pub mod label {
     pub const PROJECT: &str = "compose.project";
     pub const PAUSE_MS: &str = "pause.ms";
     pub const PAUSE_START: &str = "pause.start";
+    /// JSON `[{"phase":NAME,"start_ms":N,"ms":N}, ...]`: the pause's phases
+    /// (`stack/phases.rs`), each from the first stop.
+    pub const PAUSE_PHASES: &str = "pause.phases";
     pub const RUSHDB_IMAGE: &str = "rushdb.image";
     pub const KEY_FINGERPRINT: &str = "rushdb.key_fingerprint";
     // Those that say what a store was belong to its kind (`source/kind`).

@@ -536,6 +536,30 @@ fn host_round_trip_postgres() {
     assert_eq!(s1["parts"][0]["codec"], "neo4j-dump", "{s1}");
     assert_events(host.take_events(), &FULL_CYCLE, "snapshot 1");
     assert!(neo.serves(), "Neo4j runs again after the snapshot");
+    // The pause's phases, in the order the commands ran, one after another.
+    let phases = s1["pause_phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pause_phases in {s1}"));
+    let names: Vec<&str> = phases.iter().filter_map(|p| p["phase"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "pause writes",
+            "stop neo4j",
+            "dump neo4j",
+            "start neo4j",
+            "dump sql",
+            "resume writes"
+        ],
+        "{s1}"
+    );
+    let end = |p: &serde_json::Value| p["start_ms"].as_u64().unwrap() + p["ms"].as_u64().unwrap();
+    for pair in phases.windows(2) {
+        assert!(
+            end(&pair[0]) <= pair[1]["start_ms"].as_u64().unwrap(),
+            "{s1}"
+        );
+    }
     let (rows_a, graph_a, files_a) = (pg.state(), neo.records(), neo.store_files());
     assert!(graph_a.contains("movie:1\tThe Matrix\n"), "{graph_a}");
     assert_eq!(lines(&pg.sql("select name from projects")).len(), 3);

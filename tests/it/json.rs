@@ -208,7 +208,7 @@ const NONE: Rules = Rules {
     keyed: &[],
 };
 const SNAPSHOT: Rules = Rules {
-    nullable: &["pause_ms"],
+    nullable: &["pause_ms", "pause_phases"],
     maps: &[],
     keyed: &[],
 };

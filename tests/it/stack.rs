@@ -13,6 +13,7 @@ mod drill;
 mod enterprise;
 mod failures;
 mod isolation;
+mod pause;
 mod preflight;
 mod roundtrip;
 mod sqlite;

@@ -1,4 +1,4 @@
-//! Waiting for a drill container to be ready: its healthcheck when it has one, else a probe of the caller's; a container that exits, a signal, or the time limit end the wait.
+//! Waiting for a container to be ready (a drill's services, Neo4j after a snapshot's dump): its healthcheck when it has one, else a probe of the caller's; a container that exits, a signal, or the time limit end the wait.
 
 use std::time::{Duration, Instant};
 
@@ -12,14 +12,14 @@ use crate::source::docker::{ContainerInfo, Engine};
 const POLL: Duration = Duration::from_millis(250);
 
 /// What one look found.
-pub(super) enum Probe {
+pub enum Probe {
     Ready,
     /// Not yet, and why (shown if time runs out).
     NotYet(String),
 }
 
 /// A probe that answers `Ok(true)` when ready; its errors only mean "not yet".
-pub(super) fn probe(answer: Result<bool>) -> Probe {
+pub fn probe(answer: Result<bool>) -> Probe {
     match answer {
         Ok(true) => Probe::Ready,
         Ok(false) => Probe::NotYet("no answer yet".into()),
@@ -30,7 +30,7 @@ pub(super) fn probe(answer: Result<bool>) -> Probe {
 /// Waits until `c` is ready: healthy by its own healthcheck or, without one, when `ready`
 /// says so. Fails, with the container's last log lines, when it exits or the limit passes,
 /// and with `Cancelled` on a signal.
-pub(super) fn until_ready(
+pub fn until_ready(
     rt: &Runtime,
     engine: &Engine,
     c: &ContainerInfo,
@@ -58,7 +58,7 @@ pub(super) fn until_ready(
 
 /// Looks until `look` finds it ready; an error from `look` ends the wait, as do a signal and
 /// the limit (`what` says what did not happen in time).
-pub(super) fn until(
+pub fn until(
     cancel: &Cancel,
     limit: Duration,
     what: &str,
