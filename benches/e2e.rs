@@ -16,7 +16,9 @@
 //! unchanged, (b') for restic and borg the same with their metadata cache bypassed, (c) day 2,
 //! with the repository's growth on disk and the bytes the tool says it added, (d) restore of
 //! day 2 (verified against the input afterwards, outside the measurement). Also `zstd -3 -T2`
-//! on the day-1 tar as the reference ceiling.
+//! on the day-1 tar as the reference ceiling, and `zstd -d` of its output back to a file; rbk
+//! is set against them in the same run (first snapshot / `zstd -3 -T2`, restore / `zstd -d`),
+//! a dump's restore against the tar's, and a dump's first snapshot as pause seconds per GB.
 //!
 //! Environment knobs:
 //! - `RBK_BENCH_GIB` (default 1.5): size of the store file in GiB.
@@ -321,9 +323,17 @@ impl Bench<'_> {
             .arg(&out);
         let done = measure::run(&mut c, "zstd -3 -T2")?;
         let compressed = size_of(&out)?;
-        let _ = fs::remove_file(&out);
         let bytes = size_of(&self.inputs.day1_tar)?;
         self.push(Series::Reference, Step::Zstd, "zstd", bytes, done.usage);
+        // And back to a file: what a restore writing the tar is held against.
+        let back = self.cfg.work.join("day1.tar.unzst");
+        ready(self.cfg, &out)?;
+        let mut d = Command::new(zstd);
+        d.args(["-d", "-q", "-f"]).arg(&out).arg("-o").arg(&back);
+        let done = measure::run(&mut d, "zstd -d")?;
+        let _ = fs::remove_file(&out);
+        let _ = fs::remove_file(&back);
+        self.push(Series::Reference, Step::Unzstd, "zstd", bytes, done.usage);
         Ok(compressed)
     }
 }
@@ -534,6 +544,8 @@ fn main() -> Result<()> {
     );
     println!();
     report::print_ratios(&bench.rows, &others);
+    println!();
+    report::print_against_references(&bench.rows);
     println!();
     println!("targets (rbk, 2-core machine):");
     let missed = report::print_targets(&bench.rows);

@@ -39,6 +39,8 @@ pub enum Step {
     Open,
     /// `zstd -3 -T2` of the day-1 tar to a file.
     Zstd,
+    /// `zstd -d` of that file back to a tar file.
+    Unzstd,
 }
 
 impl Step {
@@ -51,6 +53,7 @@ impl Step {
             Step::Restore => "d restore day2",
             Step::Open => "open (snapshots)",
             Step::Zstd => "zstd -3 -T2 day1",
+            Step::Unzstd => "zstd -d day1",
         }
     }
 }
@@ -222,6 +225,75 @@ pub fn print_ratios(rows: &[Row], others: &[&str]) {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
+}
+
+/// rbk against the zstd CLI on the same input in the same run, and a dump's restore against
+/// the tar's: the figures of the issue "Restore a Neo4j dump as fast as a tar".
+pub fn print_against_references(rows: &[Row]) {
+    println!("rbk against the zstd CLI and the plain tar (same run):");
+    let zstd = |step| find(rows, Series::Reference, step, "zstd");
+    let rbk = |series, step| find(rows, series, step, "rbk");
+    let line = |what: &str, value: String, target: &str, ok: Option<bool>| {
+        let verdict = ok.map_or("    ", verdict);
+        println!("  {verdict:<4} {what:<52} {value:>22}   {target}");
+    };
+    if let (Some(first), Some(z)) = (rbk(Series::Tar, Step::First), zstd(Step::Zstd)) {
+        let ratio = first.store_mbps() / z.store_mbps();
+        line(
+            "first snapshot / zstd -3 -T2 (MB/s)",
+            format!(
+                "{:.0} / {:.0} = {ratio:.2}",
+                first.store_mbps(),
+                z.store_mbps()
+            ),
+            "target >= 0.90",
+            Some(ratio >= 0.90),
+        );
+        line(
+            "  CPU s/GB: rbk first snapshot, zstd -3 -T2",
+            format!("{:.2}, {:.2}", first.cpu_per_gb(), z.cpu_per_gb()),
+            "",
+            None,
+        );
+    }
+    if let (Some(restore), Some(z)) = (rbk(Series::Tar, Step::Restore), zstd(Step::Unzstd)) {
+        line(
+            "restore / zstd -d to a file (MB/s)",
+            format!(
+                "{:.0} / {:.0} = {:.2}",
+                restore.store_mbps(),
+                z.store_mbps(),
+                restore.store_mbps() / z.store_mbps()
+            ),
+            "(reported)",
+            None,
+        );
+    }
+    if let (Some(tar), Some(dump)) = (
+        rbk(Series::Tar, Step::Restore),
+        rbk(Series::Dump, Step::Restore),
+    ) {
+        let ratio = dump.secs() / tar.secs();
+        line(
+            "dump restore time / tar restore time",
+            format!("{:.2} s / {:.2} s = {ratio:.2}", dump.secs(), tar.secs()),
+            "target <= 1.00",
+            Some(ratio <= 1.0),
+        );
+    }
+    if let Some(first) = rbk(Series::Dump, Step::First) {
+        let store_gb = first.store_bytes as f64 / 1e9;
+        line(
+            "dump first snapshot: pause s per GB of store",
+            format!(
+                "{:.2} s/GB ({:.2} CPU s/GB)",
+                first.secs() / store_gb,
+                first.cpu_per_gb()
+            ),
+            "(reported)",
+            None,
+        );
+    }
 }
 
 /// PASS/MISS of rbk against the issue's targets (2-core machine). Returns the number missed.
