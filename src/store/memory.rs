@@ -15,6 +15,9 @@ use super::format::FileKind;
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
     files: Arc<Mutex<Files>>,
+    /// What `parallel_writes` answers (1 unless set): a test can have the writer behave as
+    /// it does against an object store.
+    parallel: Option<usize>,
 }
 
 /// (folder, name) -> (bytes, Unix time written).
@@ -23,6 +26,12 @@ type Files = BTreeMap<(String, String), (Arc<Vec<u8>>, i64)>;
 impl MemoryBackend {
     pub fn new() -> MemoryBackend {
         MemoryBackend::default()
+    }
+
+    /// The same backend, asking writers for `n` pack writes at once.
+    pub fn with_parallel_writes(mut self, n: usize) -> MemoryBackend {
+        self.parallel = Some(n);
+        self
     }
 
     fn files(&self) -> MutexGuard<'_, Files> {
@@ -54,6 +63,9 @@ fn now() -> i64 {
 }
 
 impl Backend for MemoryBackend {
+    fn parallel_writes(&self) -> usize {
+        self.parallel.unwrap_or(1)
+    }
     fn location(&self) -> String {
         "memory".into()
     }

@@ -511,6 +511,10 @@ impl Packer {
                     })
                 })
                 .collect();
+            // Only the writers may hold the receiving end: once the last of them has ended
+            // (its write failed, or it saw that another's did), a send must fail rather than
+            // wait forever for a writer, and the snapshot fails instead of hanging.
+            drop(pack_rx);
             let mut builder = PackBuilder::default();
             for (kind, id, sealed) in rx {
                 builder.add(kind, id, sealed);

@@ -263,6 +263,24 @@ fn a_full_disk_is_named_as_such() {
     assert!(r.stderr.contains("the disk is full"), "{}", r.all());
     assert!(env.snapshot_files().is_empty());
     env.assert_check_ok("after ENOSPC");
+
+    // The disk fills at the first pack of a stream of five: rbk fails the same way, and
+    // does not hang with four packs still to write (it did, whenever two or more were left).
+    let big = env.write("big.bin", &random_bytes(80 * MIB, 4));
+    let mut c = env.cmd(&["snapshot", "--path", big.to_str().unwrap()]);
+    c.env("RBK_FAULT", "enospc@write:2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("spawn rbk");
+    let r = wait_with_guard(
+        child,
+        std::time::Duration::from_secs(300),
+        "a snapshot whose first pack hits a full disk",
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("the disk is full"), "{}", r.all());
+    assert!(env.snapshot_files().is_empty());
+    env.assert_check_ok("after ENOSPC in a long snapshot");
 }
 
 /// A read that comes back short (a flaky network mount) is caught by authentication: restore

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::progress::Silent;
+use crate::store::fault::FaultBackend;
 use crate::store::memory::MemoryBackend;
 
 /// Deterministic bytes that do not compress (xorshift), so that chunks differ.
@@ -63,4 +64,49 @@ fn segments_sealed_at_once_keep_the_stream_in_order_and_store_each_chunk_once() 
         out == input,
         "the stream comes back byte for byte, in order"
     );
+}
+
+/// A pack write fails (a full disk, an object store gone) while more packs are coming: the
+/// packer must stop and report it, with one writer or several. It used to keep the queue's
+/// receiving end itself, so once every writer had ended, its next pack waited forever for a
+/// writer, and the snapshot hung instead of failing.
+#[test]
+fn a_failed_pack_write_ends_the_packer_instead_of_hanging_it() {
+    for writers in [1, 4] {
+        let inner = Arc::new(MemoryBackend::new().with_parallel_writes(writers));
+        let backend: Arc<dyn Backend> =
+            Arc::new(FaultBackend::parse(inner, "enospc@write:1").expect("fault spec"));
+        let crypto = Repository::init_for_tests(Arc::new(MemoryBackend::new()))
+            .crypto()
+            .clone();
+        let (ended, outcome) = sync_channel(1);
+        std::thread::spawn(move || {
+            // A pack per blob: many packs after the failed one.
+            let mut packer = Packer::start(backend, crypto, 1024, Arc::default(), Arc::default());
+            if let Some(tx) = packer.tx.take() {
+                for i in 0..64u32 {
+                    let id = Id(*blake3::hash(&i.to_le_bytes()).as_bytes());
+                    if tx.send((BlobKind::Data, id, vec![7u8; 2048])).is_err() {
+                        break;
+                    }
+                }
+            }
+            let all_written = packer.handle.take().map(|h| h.join().unwrap_or(false));
+            let failure = lock(&packer.failure).take();
+            let _ = ended.send((all_written, failure.map(|e| e.to_string())));
+        });
+        let (all_written, failure) = outcome
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!("{writers} writer(s): the packer hung after a failed write")
+            });
+        assert_eq!(all_written, Some(false), "{writers} writer(s)");
+        let failure = failure.unwrap_or_else(|| panic!("{writers} writer(s): no failure recorded"));
+        assert!(
+            failure.contains("No space left")
+                || failure.contains("ENOSPC")
+                || failure.contains("space"),
+            "{failure}"
+        );
+    }
 }
