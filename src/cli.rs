@@ -36,6 +36,7 @@ macro_rules! eprint {
     };
 }
 
+mod alloc;
 mod check;
 mod completions;
 mod copy;

@@ -68,6 +68,7 @@ struct Outcome {
 }
 
 pub fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<u8> {
+    super::alloc::return_big_buffers();
     let policy = args.keep.policy();
     if !args.ids.is_empty() && !policy.is_empty() {
         return Err(crate::usage!(

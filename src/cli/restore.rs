@@ -53,6 +53,7 @@ pub struct RestoreArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<u8> {
+    super::alloc::return_big_buffers();
     let Some(to) = &args.to else {
         return run_stack(global, args);
     };

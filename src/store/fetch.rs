@@ -27,8 +27,10 @@ const MAX_GAP: u64 = 256 * 1024;
 /// The longest single read: a pack (about 16 MiB) needed whole is four reads, made at once.
 const MAX_RANGE: u64 = 4 * 1024 * 1024;
 /// Reads in flight at once: a network store answers each after a round trip, so several
-/// are waiting at any time; a local disk does not mind.
-const READERS: usize = 8;
+/// are waiting at any time; a local disk does not mind. The windows read at once bound the
+/// bytes in flight, so more readers cost threads, not memory. benches/s3 with 20 ms of RTT:
+/// 8 readers restored at 33-37% of a local restore, 16 at 45-54%, 24 at 55%.
+const READERS: usize = 16;
 /// Windows being read at once: the next one's reads start while the last reads of the
 /// one before are still arriving.
 const AHEAD: usize = 3;

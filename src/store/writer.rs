@@ -475,11 +475,15 @@ impl Packer {
         let abandoned = Arc::new(AtomicBool::new(false));
         let (fill_abandoned, disk_abandoned) = (abandoned.clone(), abandoned.clone());
         let handle = std::thread::spawn(move || -> bool {
-            let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(1);
             // Several writers where the backend gains from them (an object store: each
-            // upload waits on round trips), each holding one pack.
+            // upload waits on round trips), each holding one pack. One finished pack may
+            // wait for a lone disk writer, so that filling goes on during its fsync; several
+            // writers are queue enough, and each pack waiting is 16 MiB more memory.
+            let writers = backend.parallel_writes().clamp(1, 4);
+            let waiting = if writers == 1 { 1 } else { 0 };
+            let (pack_tx, pack_rx) = sync_channel::<(Id, Vec<u8>, Vec<PackedBlob>)>(waiting);
             let pack_rx = Arc::new(Mutex::new(pack_rx));
-            let disks: Vec<JoinHandle<bool>> = (0..backend.parallel_writes().clamp(1, 4))
+            let disks: Vec<JoinHandle<bool>> = (0..writers)
                 .map(|_| {
                     let (backend, pack_rx) = (backend.clone(), pack_rx.clone());
                     let (written, done) = (written.clone(), done.clone());
