@@ -7,17 +7,14 @@ use crate::progress::Silent;
 use crate::store::fault::FaultBackend;
 use crate::store::memory::MemoryBackend;
 
-/// Deterministic bytes that do not compress (xorshift), so that chunks differ.
+/// Deterministic bytes that do not compress: BLAKE3's output stream for `seed`.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(&mut out);
+    out
 }
 
 #[test]
