@@ -198,6 +198,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     // counts a moment ago, so its credentials work.
     let graph_counted = labels.iter().any(|(k, _)| k == label::NEO4J_COUNTS);
     let mut pause_warnings = Vec::new();
+    let mut graph_restarted = false;
     // The graph and the SQL in parallel, the volumes one after another beside them (they
     // are small beside the dumps, and each one-off container costs a start).
     let handle = rt.handle();
@@ -216,20 +217,21 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         };
         let graph = spawn(Role::Graph);
         let others = [Role::Sql, Role::Volume].map(spawn);
-        let mut groups = vec![(graph.0, join(graph.1))];
-        // The dump is over (its stream ends with the one-off's exit, so nothing holds the
-        // store any more): Neo4j serves again while the SQL is still being dumped. Nothing
-        // writes to it before RushDB starts, after every dump.
-        if let Some(c) = &graph_stop {
-            phases
-                .time(phase::START_NEO4J, || pause.start(c))
-                .context("starting Neo4j again")?;
+        let graph = (graph.0, join(graph.1));
+        // The dump is over, and it succeeded: its stream ended with the one-off's exit, so
+        // nothing holds the store any more. Neo4j serves again while the SQL is still being
+        // dumped; nothing writes to it before RushDB starts, after every dump. (A dump that
+        // failed may have left its one-off being removed: Neo4j then starts after the rest.)
+        if matches!(graph.1, None | Some(Ok(_))) {
+            restart_graph(
+                &mut pause,
+                &phases,
+                graph_stop.as_deref(),
+                database_stop.as_ref(),
+            )?;
+            graph_restarted = true;
         }
-        if let Some(db) = &database_stop {
-            phases
-                .time(phase::START_DATABASE, || pause.start_database(db))
-                .context("starting the Neo4j database again (START DATABASE)")?;
-        }
+        let mut groups = vec![graph];
         groups.extend(others.map(|(role, stored)| (role, join(stored))));
         Ok(groups
             .into_iter()
@@ -238,6 +240,14 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     });
     let groups = groups?;
     let starting = repo.progress().task("start stack", Unit::Items, None);
+    if !graph_restarted {
+        restart_graph(
+            &mut pause,
+            &phases,
+            graph_stop.as_deref(),
+            database_stop.as_ref(),
+        )?;
+    }
     // RushDB connects to Neo4j as it starts; Compose would wait for Neo4j's healthcheck
     // (`depends_on: condition: service_healthy`), and so does this.
     if let Some(c) = &graph_stop {
@@ -328,6 +338,26 @@ fn delay_commit_for_tests(cancel: &Cancel) {
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Option<Result<T>>>) -> Option<Result<T>> {
     h.join()
         .unwrap_or_else(|_| Some(Err(anyhow!("a dump thread panicked"))))
+}
+
+/// Starts again the Neo4j server (Community) or database (Enterprise) the pause stopped.
+fn restart_graph(
+    pause: &mut Pause,
+    phases: &Phases,
+    server: Option<&ContainerInfo>,
+    database: Option<&Database>,
+) -> Result<()> {
+    if let Some(c) = server {
+        phases
+            .time(phase::START_NEO4J, || pause.start(c))
+            .context("starting Neo4j again")?;
+    }
+    if let Some(db) = database {
+        phases
+            .time(phase::START_DATABASE, || pause.start_database(db))
+            .context("starting the Neo4j database again (START DATABASE)")?;
+    }
+    Ok(())
 }
 
 /// How long RushDB's start waits for Neo4j's; past it, RushDB starts anyway (a stack left
