@@ -199,6 +199,20 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     let graph_counted = labels.iter().any(|(k, _)| k == label::NEO4J_COUNTS);
     let mut pause_warnings = Vec::new();
     let mut graph_restarted = false;
+    // Starts again the Neo4j server (Community) or database (Enterprise) the pause stopped.
+    let mut restart_graph = || -> Result<()> {
+        if let Some(c) = &graph_stop {
+            phases
+                .time(phase::START_NEO4J, || pause.start(c))
+                .context("starting Neo4j again")?;
+        }
+        if let Some(db) = &database_stop {
+            phases
+                .time(phase::START_DATABASE, || pause.start_database(db))
+                .context("starting the Neo4j database again (START DATABASE)")?;
+        }
+        Ok(())
+    };
     // The graph and the SQL in parallel, the volumes one after another beside them (they
     // are small beside the dumps, and each one-off container costs a start).
     let handle = rt.handle();
@@ -223,12 +237,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         // dumped; nothing writes to it before RushDB starts, after every dump. (A dump that
         // failed may have left its one-off being removed: Neo4j then starts after the rest.)
         if matches!(graph.1, None | Some(Ok(_))) {
-            restart_graph(
-                &mut pause,
-                &phases,
-                graph_stop.as_deref(),
-                database_stop.as_ref(),
-            )?;
+            restart_graph()?;
             graph_restarted = true;
         }
         let mut groups = vec![graph];
@@ -241,12 +250,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     let groups = groups?;
     let starting = repo.progress().task("start stack", Unit::Items, None);
     if !graph_restarted {
-        restart_graph(
-            &mut pause,
-            &phases,
-            graph_stop.as_deref(),
-            database_stop.as_ref(),
-        )?;
+        restart_graph()?;
     }
     // RushDB connects to Neo4j as it starts; Compose would wait for Neo4j's healthcheck
     // (`depends_on: condition: service_healthy`), and so does this.
@@ -338,26 +342,6 @@ fn delay_commit_for_tests(cancel: &Cancel) {
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Option<Result<T>>>) -> Option<Result<T>> {
     h.join()
         .unwrap_or_else(|_| Some(Err(anyhow!("a dump thread panicked"))))
-}
-
-/// Starts again the Neo4j server (Community) or database (Enterprise) the pause stopped.
-fn restart_graph(
-    pause: &mut Pause,
-    phases: &Phases,
-    server: Option<&ContainerInfo>,
-    database: Option<&Database>,
-) -> Result<()> {
-    if let Some(c) = server {
-        phases
-            .time(phase::START_NEO4J, || pause.start(c))
-            .context("starting Neo4j again")?;
-    }
-    if let Some(db) = database {
-        phases
-            .time(phase::START_DATABASE, || pause.start_database(db))
-            .context("starting the Neo4j database again (START DATABASE)")?;
-    }
-    Ok(())
 }
 
 /// How long RushDB's start waits for Neo4j's; past it, RushDB starts anyway (a stack left
