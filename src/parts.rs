@@ -19,6 +19,8 @@ use crate::process::{ExitError, StderrTail};
 /// Codec names recorded in manifests.
 pub const CODEC_RAW: &str = "raw";
 pub const CODEC_NEO4J_DUMP: &str = "neo4j-dump";
+/// A stream stored in pieces (a volume-mode tar): restored as stored, verified piece by piece.
+pub use crate::store::pieces::CODEC_PIECES;
 
 /// Where a part's bytes come from.
 #[derive(Debug, Clone)]

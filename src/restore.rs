@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::codec::neo4j_dump::DumpWriter;
 use crate::partial::Partial;
 pub use crate::partial::RestoringInto;
-use crate::parts::{CODEC_NEO4J_DUMP, CODEC_RAW, decode_envelope, safe_file_name};
+use crate::parts::{CODEC_NEO4J_DUMP, CODEC_PIECES, CODEC_RAW, decode_envelope, safe_file_name};
 use crate::progress::Unit;
 use crate::store::index::Index;
 use crate::store::manifest::{Part, Snapshot};
@@ -144,6 +144,7 @@ pub(crate) fn write_part(
     let task = task.as_ref();
     match part.codec.as_str() {
         CODEC_RAW => repo.restore_stream(index, &part.stored, &part.name, out, task)?,
+        CODEC_PIECES => repo.restore_part(index, part, out, task)?,
         CODEC_NEO4J_DUMP => {
             let envelope = decode_envelope(&part.envelope)
                 .context("the dump envelope in the manifest is malformed")?;
@@ -165,7 +166,7 @@ pub(crate) fn verify_parts(repo: &Repository, index: &Index, parts: &[Part]) -> 
             Unit::Bytes,
             Some(p.stored.size),
         );
-        repo.restore_stream(index, &p.stored, &p.name, &mut io::sink(), task.as_ref())
+        repo.restore_part(index, p, &mut io::sink(), task.as_ref())
             .with_context(|| format!("verifying part {}", p.name))?;
     }
     Ok(())

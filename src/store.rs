@@ -24,6 +24,7 @@ pub mod lock;
 pub mod manifest;
 pub mod memory;
 pub mod pack;
+pub mod pieces;
 pub mod prune;
 pub mod readahead;
 pub mod reader;

@@ -82,7 +82,7 @@ pub fn verify(repo: &Repository, wanted: &str) -> Result<Verdict> {
             Unit::Bytes,
             Some(p.stored.size),
         );
-        let read = repo.restore_stream(&index, &p.stored, &p.name, &mut sink, task.as_ref());
+        let read = repo.restore_part(&index, p, &mut sink, task.as_ref());
         let (check, shape) = sink.finish();
         let (ok, detail) = match read {
             Err(e) if e.is_damage() => (false, e.to_string()),

@@ -13,6 +13,7 @@
 //! (every 8192 chunks) and each part, so a copy killed midway finds what it already sent
 //! indexed on the next run and sends only the rest.
 
+use std::io::Read;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -26,6 +27,7 @@ use super::format::FileKind;
 use super::id::Id;
 use super::index::{BlobLocation, Index};
 use super::manifest::{Part, Snapshot, StoredStream};
+use super::pieces::{CODEC_PIECES, Piece, decode_table};
 use super::reader::windows;
 use super::repo::Repository;
 use super::writer::SnapshotWriter;
@@ -221,9 +223,13 @@ fn rechunk(
         let restoring = scope.spawn(move || {
             // The pipe's write end is dropped when this returns, which ends the stream the
             // writer reads, early if the restore failed.
-            from.restore_stream(from_index, &part.stored, &part.name, &mut pipe, task)
+            from.restore_part(from_index, part, &mut pipe, task)
         });
-        let stored = writer.add_stream(reader, &crate::progress::Silent);
+        let stored = if part.codec == CODEC_PIECES {
+            restore_pieces(writer, part, reader)
+        } else {
+            writer.add_stream(reader, &crate::progress::Silent)
+        };
         let restored = restoring.join().unwrap_or_else(|_| {
             Err(StoreError::Invalid(format!(
                 "restoring part {} for the copy panicked",
@@ -244,6 +250,30 @@ fn rechunk(
         return Err(StoreError::Invalid(format!(
             "part {} was stored in the destination as {} bytes that differ from the {} bytes restored",
             part.name, stored.size, part.stored.size
+        )));
+    }
+    Ok(stored)
+}
+
+/// Stores a pieced part anew from its restored bytes, piece by piece, so that the copy
+/// keeps its piece table (and so its stored hash) whatever the chunking.
+fn restore_pieces(
+    writer: &SnapshotWriter<'_>,
+    part: &Part,
+    mut reader: impl Read + Send,
+) -> Result<StoredStream> {
+    let table = decode_table(&part.envelope)
+        .map_err(|detail| StoreError::damaged(part.name.clone(), detail))?;
+    let mut pieces = Vec::with_capacity(table.len());
+    for record in &table {
+        pieces.push(writer.add_piece((&mut reader).take(record.size), &crate::progress::Silent)?);
+    }
+    let refs: Vec<&Piece> = pieces.iter().collect();
+    let (stored, envelope) = writer.join_pieces(&refs, &crate::progress::Silent)?;
+    if envelope != part.envelope {
+        return Err(StoreError::Invalid(format!(
+            "part {}'s pieces were stored in the destination other than they were restored",
+            part.name
         )));
     }
     Ok(stored)

@@ -10,7 +10,8 @@ use super::fetch::{Fetcher, SPARE, Sealed};
 use super::format::FileKind;
 use super::id::Id;
 use super::index::{BlobLocation, Index};
-use super::manifest::{Snapshot, StoredStream, decode_list};
+use super::manifest::{Part, Snapshot, StoredStream, decode_list};
+use super::pieces::{CODEC_PIECES, PieceCheck, decode_table, table_hash};
 use super::repo::Repository;
 use crate::progress::Task;
 
@@ -276,6 +277,52 @@ impl Repository {
         out: &mut dyn Write,
         task: &dyn Task,
     ) -> Result<()> {
+        self.restore_checked(index, stream, what, Check::whole(), out, task)
+    }
+
+    /// Writes a part's stored stream to `out`, checked as its codec says: a pieced stream
+    /// (`pieces.rs`) piece by piece against its envelope's table, any other against its
+    /// recorded size and hash. The caller decodes what the codec encoded.
+    pub fn restore_part(
+        &self,
+        index: &Index,
+        part: &Part,
+        out: &mut dyn Write,
+        task: &dyn Task,
+    ) -> Result<()> {
+        let check = if part.codec == CODEC_PIECES {
+            let damaged = |detail: String| StoreError::damaged(part.name.clone(), detail);
+            if table_hash(&part.envelope) != part.stored.hash {
+                return Err(damaged(
+                    "its piece table does not match the hash recorded at backup".into(),
+                ));
+            }
+            let table = decode_table(&part.envelope).map_err(damaged)?;
+            let sum = table
+                .iter()
+                .try_fold(0u64, |sum, p| sum.checked_add(p.size));
+            if sum != Some(part.stored.size) {
+                return Err(damaged(format!(
+                    "its pieces do not add up to the {} bytes recorded at backup",
+                    part.stored.size
+                )));
+            }
+            Check::Pieces(PieceCheck::new(table))
+        } else {
+            Check::whole()
+        };
+        self.restore_checked(index, &part.stored, &part.name, check, out, task)
+    }
+
+    fn restore_checked(
+        &self,
+        index: &Index,
+        stream: &StoredStream,
+        what: &str,
+        mut check: Check,
+        out: &mut dyn Write,
+        task: &dyn Task,
+    ) -> Result<()> {
         // Three threads: one fetches windows of sealed blobs while the next opens the one
         // before in batches and this one writes. A window is handed over only when the
         // opener is ready for it (the fetcher's reads in flight keep the network busy
@@ -301,26 +348,59 @@ impl Repository {
                     let _ = tx.send(Err(e));
                 }
             });
-            let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
             for batch in rx {
                 for chunk in batch? {
-                    hasher.update(&chunk);
+                    check
+                        .update(&chunk)
+                        .map_err(|detail| StoreError::damaged(what.to_string(), detail))?;
                     size += chunk.len() as u64;
                     out.write_all(&chunk).map_err(StoreError::Output)?;
                     task.advance(chunk.len() as u64);
                 }
             }
-            if size != stream.size || *hasher.finalize().as_bytes() != stream.hash {
-                return Err(StoreError::damaged(
-                    what.to_string(),
-                    format!(
-                        "the restored stream ({size} bytes) does not match the {} bytes and hash recorded at backup",
-                        stream.size
-                    ),
-                ));
+            let mismatch = || {
+                format!(
+                    "the restored stream ({size} bytes) does not match the {} bytes and hash recorded at backup",
+                    stream.size
+                )
+            };
+            if size != stream.size {
+                return Err(StoreError::damaged(what.to_string(), mismatch()));
             }
-            Ok(())
+            match check {
+                Check::Whole(hasher) if *hasher.finalize().as_bytes() != stream.hash => {
+                    Err(StoreError::damaged(what.to_string(), mismatch()))
+                }
+                Check::Whole(_) => Ok(()),
+                Check::Pieces(pieces) => pieces
+                    .finish()
+                    .map_err(|detail| StoreError::damaged(what.to_string(), detail)),
+            }
         })
+    }
+}
+
+/// How a stream being restored is verified.
+enum Check {
+    /// Its plain BLAKE3 against `stored.hash`.
+    Whole(blake3::Hasher),
+    /// Piece by piece against its piece table.
+    Pieces(PieceCheck),
+}
+
+impl Check {
+    fn whole() -> Check {
+        Check::Whole(blake3::Hasher::new())
+    }
+
+    fn update(&mut self, data: &[u8]) -> std::result::Result<(), String> {
+        match self {
+            Check::Whole(hasher) => {
+                hasher.update(data);
+                Ok(())
+            }
+            Check::Pieces(pieces) => pieces.update(data),
+        }
     }
 }

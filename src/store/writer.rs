@@ -27,6 +27,7 @@ use super::id::Id;
 use super::index::{INDEX_VERSION, Index, IndexFile, IndexedPack};
 use super::manifest::{LIST_ENTRIES, Snapshot, SnapshotStats, StoredStream, encode_list};
 use super::pack::{PackBuilder, PackedBlob, read_header};
+use super::pieces::{MAX_PIECES, Piece, PieceRecord, encode_table, table_hash};
 use super::readahead;
 use super::repo::Repository;
 use crate::progress::Task;
@@ -110,6 +111,97 @@ impl<'r> SnapshotWriter<'r> {
     /// dumps running in parallel); they share the packer and deduplicate
     /// against each other. `task` learns the bytes each new blob adds.
     pub fn add_stream<R: Read + Send>(&self, reader: R, task: &dyn Task) -> Result<StoredStream> {
+        let mut list: Vec<(Id, u32)> = Vec::with_capacity(LIST_ENTRIES);
+        let mut lists = Vec::new();
+        let (size, hash, chunks) = self.chunk_stream(reader, task, &mut |entry| {
+            list.push(entry);
+            if list.len() == LIST_ENTRIES {
+                lists.push(self.store_list(&list, task)?);
+                list.clear();
+            }
+            Ok(())
+        })?;
+        if !list.is_empty() {
+            lists.push(self.store_list(&list, task)?);
+        }
+        lock(&self.stats).chunks += chunks;
+        Ok(StoredStream {
+            size,
+            hash,
+            chunks,
+            lists,
+        })
+    }
+
+    /// Stores one piece of a pieced stream (`pieces.rs`): chunked on its own, so that its
+    /// first chunk starts where it starts and its last ends where it ends. Its chunk list
+    /// is kept in memory (36 bytes a chunk) for [`join_pieces`](Self::join_pieces), which
+    /// may use it again in a later stream of this writer.
+    pub fn add_piece<R: Read + Send>(&self, reader: R, task: &dyn Task) -> Result<Piece> {
+        let mut chunks = Vec::new();
+        let (size, hash, _) = self.chunk_stream(reader, task, &mut |entry| {
+            chunks.push(entry);
+            Ok(())
+        })?;
+        Ok(Piece { size, hash, chunks })
+    }
+
+    /// The stored stream made of `pieces` in order, and its part's envelope (the piece
+    /// table): its list blobs are written, no chunk is read. Every chunk must be stored,
+    /// by this writer or in the index it loaded.
+    pub fn join_pieces(
+        &self,
+        pieces: &[&Piece],
+        task: &dyn Task,
+    ) -> Result<(StoredStream, Vec<u8>)> {
+        if pieces.len() > MAX_PIECES {
+            return Err(StoreError::Invalid(format!(
+                "a stream of {} pieces is more than the {MAX_PIECES} a snapshot can record",
+                pieces.len()
+            )));
+        }
+        let mut stream = StoredStream::default();
+        let mut list: Vec<(Id, u32)> = Vec::with_capacity(LIST_ENTRIES);
+        for piece in pieces {
+            for &(id, len) in &piece.chunks {
+                if !self.index.contains(&id) && !lock(&self.claimed).contains(&id) {
+                    return Err(StoreError::Invalid(format!(
+                        "a piece refers to chunk {id}, which this writer has not stored"
+                    )));
+                }
+                list.push((id, len));
+                if list.len() == LIST_ENTRIES {
+                    stream.lists.push(self.store_list(&list, task)?);
+                    list.clear();
+                }
+            }
+            stream.size += piece.size;
+            stream.chunks += piece.chunks.len() as u64;
+        }
+        if !list.is_empty() {
+            stream.lists.push(self.store_list(&list, task)?);
+        }
+        lock(&self.stats).chunks += stream.chunks;
+        let table: Vec<PieceRecord> = pieces
+            .iter()
+            .map(|p| PieceRecord {
+                size: p.size,
+                hash: p.hash,
+            })
+            .collect();
+        let envelope = encode_table(&table);
+        stream.hash = table_hash(&envelope);
+        Ok((stream, envelope))
+    }
+
+    /// Chunks, hashes, seals and packs a stream, handing each chunk's id and length to
+    /// `entry` in stream order. Returns its size, hash and number of chunks.
+    fn chunk_stream<R: Read + Send>(
+        &self,
+        reader: R,
+        task: &dyn Task,
+        entry: &mut dyn FnMut((Id, u32)) -> Result<()>,
+    ) -> Result<(u64, [u8; 32], u64)> {
         let (seg_tx, seg_rx) = sync_channel(2);
         let chunker = self.chunker.clone();
         let (buf_tx, recycle, ahead) = readahead::channel();
@@ -130,7 +222,7 @@ impl<'r> SnapshotWriter<'r> {
                     }
                 }
             });
-            self.consume(seg_rx, task)
+            self.consume(seg_rx, task, entry)
         })
     }
 
@@ -142,23 +234,18 @@ impl<'r> SnapshotWriter<'r> {
         &self,
         segments: Receiver<std::io::Result<super::chunker::Segment>>,
         task: &dyn Task,
-    ) -> Result<StoredStream> {
+        entry: &mut dyn FnMut((Id, u32)) -> Result<()>,
+    ) -> Result<(u64, [u8; 32], u64)> {
         let mut hasher = blake3::Hasher::new();
-        let mut stream = StoredStream::default();
-        let mut list: Vec<(Id, u32)> = Vec::with_capacity(LIST_ENTRIES);
+        let mut chunks = 0u64;
         let mut take = |sealed: Vec<Sealed>| -> Result<()> {
-            lock(&self.stats).chunks += sealed.len() as u64;
             for (id, len, blob) in sealed {
-                stream.chunks += 1;
+                chunks += 1;
                 if let Some(blob) = blob {
                     task.added(blob.len() as u64);
                     self.push(BlobKind::Data, id, blob)?;
                 }
-                list.push((id, len));
-                if list.len() == LIST_ENTRIES {
-                    stream.lists.push(self.store_list(&list, task)?);
-                    list.clear();
-                }
+                entry((id, len))?;
             }
             Ok(())
         };
@@ -189,12 +276,7 @@ impl<'r> SnapshotWriter<'r> {
             }
             Ok(())
         })?;
-        stream.size = size;
-        if !list.is_empty() {
-            stream.lists.push(self.store_list(&list, task)?);
-        }
-        stream.hash = *hasher.finalize().as_bytes();
-        Ok(stream)
+        Ok((size, *hasher.finalize().as_bytes(), chunks))
     }
 
     /// The chunk's id, length, and its sealed bytes if no one has stored it yet.

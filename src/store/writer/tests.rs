@@ -5,7 +5,9 @@ use std::sync::Arc;
 use super::*;
 use crate::progress::Silent;
 use crate::store::fault::FaultBackend;
+use crate::store::manifest::Part;
 use crate::store::memory::MemoryBackend;
+use crate::store::pieces::{CODEC_PIECES, encode_table};
 
 /// Deterministic bytes that do not compress: BLAKE3's output stream for `seed`.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
@@ -106,4 +108,172 @@ fn a_failed_pack_write_ends_the_packer_instead_of_hanging_it() {
             "{failure}"
         );
     }
+}
+
+fn snapshot_of(parts: Vec<Part>) -> Snapshot {
+    Snapshot {
+        time: "2026-12-07T09:00:00Z".into(),
+        host: "h".into(),
+        tags: Vec::new(),
+        parts,
+        labels: Vec::new(),
+        stats: SnapshotStats::default(),
+    }
+}
+
+fn pieced_part(stored: StoredStream, envelope: Vec<u8>) -> Part {
+    Part {
+        name: "volume.tar".into(),
+        origin: "test".into(),
+        codec: CODEC_PIECES.into(),
+        envelope,
+        source_size: stored.size,
+        source_hash: stored.hash,
+        stored,
+    }
+}
+
+fn restored(repo: &Repository, part: &Part) -> Result<Vec<u8>> {
+    let index = repo.load_index()?;
+    let mut out = Vec::new();
+    repo.restore_part(&index, part, &mut out, &Silent)?;
+    Ok(out)
+}
+
+/// Pieces stored by one writer join a later stream by their chunk lists: the second
+/// night reads only the piece that changed, its stream restores byte for byte, and it is
+/// verified piece by piece (a table that lies about its pieces is damage).
+#[test]
+fn pieces_join_later_streams_unread_and_are_verified_one_by_one() {
+    let repo = Repository::init_for_tests(Arc::new(MemoryBackend::default()));
+    let (a, b, c) = (
+        noise(1, 700_001),
+        noise(2, 3_000_000),
+        b"end of archive".to_vec(),
+    );
+    let writer = SnapshotWriter::new(&repo, Arc::new(repo.load_index().expect("index")));
+    let pa = writer.add_piece(&a[..], &Silent).expect("piece a");
+    let pb = writer.add_piece(&b[..], &Silent).expect("piece b");
+    let pc = writer.add_piece(&c[..], &Silent).expect("piece c");
+    assert_eq!(
+        (pa.size, pa.hash),
+        (a.len() as u64, *blake3::hash(&a).as_bytes())
+    );
+    let (stream, envelope) = writer
+        .join_pieces(&[&pa, &pb, &pc], &Silent)
+        .expect("joined");
+    assert_eq!(stream.size, (a.len() + b.len() + c.len()) as u64);
+    assert_eq!(stream.hash, *blake3::hash(&envelope).as_bytes());
+    let first = pieced_part(stream, envelope);
+    writer
+        .commit(snapshot_of(vec![first.clone()]))
+        .expect("committed");
+    assert_eq!(
+        restored(&repo, &first).expect("restored"),
+        [&a[..], &b, &c].concat()
+    );
+
+    // The next night: b changed in one byte, a and c are used again without being read,
+    // and a comes after b now (a piece's chunks start where it starts).
+    let mut b2 = b.clone();
+    b2[1_500_000] ^= 1;
+    let writer = SnapshotWriter::new(&repo, Arc::new(repo.load_index().expect("index")));
+    let pb2 = writer.add_piece(&b2[..], &Silent).expect("piece b2");
+    let new_after_b2 = writer.stats().new_chunks;
+    assert!((1..=3).contains(&new_after_b2), "{:?}", writer.stats());
+    let (stream, envelope) = writer
+        .join_pieces(&[&pb2, &pa, &pc], &Silent)
+        .expect("joined");
+    assert_eq!(
+        writer.stats().new_chunks,
+        new_after_b2,
+        "nothing of a or c stored again"
+    );
+    let second = pieced_part(stream, envelope);
+    writer
+        .commit(snapshot_of(vec![second.clone()]))
+        .expect("committed");
+    assert_eq!(
+        restored(&repo, &second).expect("restored"),
+        [&b2[..], &a, &c].concat()
+    );
+
+    // A piece of chunks no writer stored cannot join.
+    let writer = SnapshotWriter::new(&repo, Arc::new(repo.load_index().expect("index")));
+    let foreign = Piece {
+        size: 5,
+        hash: *blake3::hash(b"hello").as_bytes(),
+        chunks: vec![(Id([9; 32]), 5)],
+    };
+    let err = writer.join_pieces(&[&pa, &foreign], &Silent).unwrap_err();
+    assert!(err.to_string().contains("has not stored"), "{err}");
+
+    // A table that lies: the first night's stream with the table of a, c, b (its hash made
+    // to match, as a writer's bug would): the second piece fails.
+    let table = [&pa, &pc, &pb]
+        .iter()
+        .map(|p| PieceRecord {
+            size: p.size,
+            hash: p.hash,
+        })
+        .collect::<Vec<_>>();
+    let envelope = encode_table(&table);
+    let lying = Part {
+        stored: StoredStream {
+            hash: table_hash(&envelope),
+            ..first.stored.clone()
+        },
+        envelope,
+        ..first.clone()
+    };
+    let err = restored(&repo, &lying).unwrap_err();
+    assert!(
+        err.is_damage() && err.to_string().contains("piece 2 of 3"),
+        "{err}"
+    );
+    // An envelope changed after the fact no longer matches the stored hash.
+    let mut changed = first.clone();
+    changed.envelope.push(0);
+    let err = restored(&repo, &changed).unwrap_err();
+    assert!(
+        err.is_damage() && err.to_string().contains("piece table"),
+        "{err}"
+    );
+}
+
+/// A copy into a repository of its own chunking stores a pieced part again piece by
+/// piece: the same table and stored hash, the same bytes restored.
+#[test]
+fn a_pieced_part_copied_across_chunkings_keeps_its_pieces() {
+    let from = Repository::init_for_tests(Arc::new(MemoryBackend::default()));
+    let to = Repository::init_for_tests(Arc::new(MemoryBackend::default()));
+    let pieces = [noise(3, 1_000_000), Vec::new(), noise(4, 400_000)];
+    let writer = SnapshotWriter::new(&from, Arc::new(from.load_index().expect("index")));
+    let stored: Vec<Piece> = pieces
+        .iter()
+        .map(|p| writer.add_piece(&p[..], &Silent).expect("piece"))
+        .collect();
+    let refs: Vec<&Piece> = stored.iter().collect();
+    let (stream, envelope) = writer.join_pieces(&refs, &Silent).expect("joined");
+    let (_, snapshot) = writer
+        .commit(snapshot_of(vec![pieced_part(stream, envelope)]))
+        .expect("committed");
+    let from_index = from.load_index().expect("index");
+    let (_, copied, mode) = crate::store::copy::copy_snapshot(
+        &from,
+        &from_index,
+        &to,
+        Arc::new(to.load_index().expect("index")),
+        &snapshot,
+        Vec::new(),
+    )
+    .expect("copied");
+    assert_eq!(mode, crate::store::copy::CopyMode::Rechunked);
+    assert_eq!(copied.parts[0].envelope, snapshot.parts[0].envelope);
+    assert_eq!(copied.parts[0].stored.hash, snapshot.parts[0].stored.hash);
+    assert_ne!(copied.parts[0].stored.lists, snapshot.parts[0].stored.lists);
+    assert_eq!(
+        restored(&to, &copied.parts[0]).expect("restored"),
+        pieces.concat()
+    );
 }
