@@ -25,6 +25,7 @@ mod counts;
 pub mod host;
 pub mod stack;
 mod stream;
+mod volume_mode;
 
 /// What a signal during a stack's pause, and one after it, cost: said with the `Cancelled`
 /// they wrap, which the CLI turns into exit 130.
@@ -431,6 +432,15 @@ mod tests {
 
     fn is_usage(r: Result<()>) -> bool {
         r.is_err_and(|e| e.is::<crate::usage::UsageError>())
+    }
+
+    /// The codec volume mode writes is the one the store verifies piece by piece.
+    #[test]
+    fn the_pieced_codec_has_one_name() {
+        assert_eq!(
+            crate::parts::CODEC_PIECES,
+            crate::store::pieces::CODEC_PIECES
+        );
     }
 
     #[test]

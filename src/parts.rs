@@ -19,8 +19,10 @@ use crate::process::{ExitError, StderrTail};
 /// Codec names recorded in manifests.
 pub const CODEC_RAW: &str = "raw";
 pub const CODEC_NEO4J_DUMP: &str = "neo4j-dump";
-/// A stream stored in pieces (a volume-mode tar): restored as stored, verified piece by piece.
-pub use crate::store::pieces::CODEC_PIECES;
+/// A stream stored in pieces (a volume-mode tar): restored as stored, verified piece by
+/// piece. The store's own name for it is `store::pieces::CODEC_PIECES` (a test in backup.rs
+/// keeps the two equal: this layer may not see the store).
+pub const CODEC_PIECES: &str = "pieces";
 
 /// Where a part's bytes come from.
 #[derive(Debug, Clone)]

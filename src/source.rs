@@ -8,6 +8,7 @@ pub mod kind;
 pub mod neo4j;
 pub mod postgres;
 pub mod rushdb;
+pub mod scan;
 pub mod secret;
 pub mod sqlite;
 pub mod stream;

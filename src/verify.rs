@@ -22,7 +22,9 @@ use crate::codec::sqlite::{SqliteCheck, SqliteFile, looks_like_sqlite};
 use crate::codec::tar::summarize;
 use crate::parts::{CODEC_NEO4J_DUMP, decode_envelope};
 use crate::progress::Unit;
-use crate::stack::names::{PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label, volume_of_part};
+use crate::stack::names::{
+    PART_GRAPH_VOLUME, PART_POSTGRES, PART_SQLITE, PART_SQLITE_WAL, label, volume_of_part,
+};
 use crate::store::manifest::{Part, Snapshot};
 use crate::store::{Id, Repository};
 
@@ -134,7 +136,7 @@ fn expected_shape(p: &Part, stack: bool) -> Shape {
             PART_POSTGRES => return Shape::PgDump,
             PART_SQLITE => return Shape::Sqlite(SqliteFile::Database),
             PART_SQLITE_WAL => return Shape::Sqlite(SqliteFile::Wal),
-            n if volume_of_part(n).is_some() => return Shape::Tar,
+            n if volume_of_part(n).is_some() || n == PART_GRAPH_VOLUME => return Shape::Tar,
             _ => {}
         }
     }

@@ -4,18 +4,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::stream::{store_stream, unrecognised_dump};
+use super::volume_mode;
 use super::{INTERRUPTED_AFTER_PAUSE, INTERRUPTED_IN_PAUSE, new_snapshot};
 use crate::cancel::{Cancel, is_cancelled};
 use crate::progress::Unit;
 use crate::source::docker::{ContainerInfo, Engine};
+use crate::source::kind::graph::Server;
+use crate::source::kind::graph_volume::{DATA_DIR, Neo4jVolume};
 use crate::source::kind::{Role, StoreKind};
 use crate::source::neo4j::{Database, Edition};
 use crate::stack::discover::{GraphStore, KEY_VAR, Stack, StackConfig, discover};
 use crate::stack::kinds::{self, Kinds, with_role};
-use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, label, pause_ms, set_warnings};
+use crate::stack::names::{
+    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_GRAPH_VOLUME, label, pause_ms, set_warnings,
+};
 use crate::stack::pause::Pause;
 use crate::stack::phases::{Phases, dump_phase, phase};
 use crate::stack::wait::{self, Probe};
@@ -31,9 +36,22 @@ pub struct StackSnapshotOptions {
     pub dry_run: bool,
     /// Also archive the stack's other named volumes (`StackVolume`), one part each.
     pub volumes: bool,
+    /// How the graph is stored.
+    pub graph_mode: GraphMode,
     /// Set by the CLI's SIGINT/SIGTERM handler: the pause starts the stack again, and the
     /// snapshot fails with `Cancelled` and commits nothing.
     pub cancel: Cancel,
+}
+
+/// How a stack snapshot stores a bundled Neo4j.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphMode {
+    /// `neo4j-admin database dump`: loads into any later version.
+    #[default]
+    Dump,
+    /// The data volume's store files, pre-copied while the stack runs (`volume_mode.rs`).
+    Volume,
 }
 
 /// What a stack snapshot will do, printable before anything is touched.
@@ -122,6 +140,14 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     if !options.volumes {
         kinds.retain(|k| k.role() != Role::Volume);
     }
+    // The graph in the mode asked for: its kind stays in the list (labels, plan), and in
+    // volume mode its scan is kept apart, as it is stored in pieces rather than a stream.
+    let graph_volume = graph_volume(&engine, &stack, options.graph_mode)?;
+    let dropped = match options.graph_mode {
+        GraphMode::Dump => PART_GRAPH_VOLUME,
+        GraphMode::Volume => PART_GRAPH,
+    };
+    kinds.retain(|k| k.parts().first().map(String::as_str) != Some(dropped));
     let plan = plan_of(&stack, &kinds, last_pause_ms(repo));
     if options.dry_run {
         return Ok(StackOutcome::Planned(plan));
@@ -133,6 +159,17 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
 
     let mut labels = stack_labels(repo, &stack, &kinds);
     let writer = SnapshotWriter::new(repo, index);
+    // Volume mode: the data volume read while the stack runs, so that the pause reads
+    // only what changed since.
+    let pre_copy = match &graph_volume {
+        Some(volume) => {
+            let pre = volume_mode::pre_copy(rt.handle(), volume, &writer)?;
+            labels.push((label::PRECOPY_MS.into(), pre.ms.to_string()));
+            after_pre_copy_for_tests()?;
+            Some(pre)
+        }
+        None => None,
+    };
     let mut pause = Pause::new(
         rt.handle().clone(),
         engine.clone(),
@@ -216,13 +253,26 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     // The graph and the SQL in parallel, the volumes one after another beside them (they
     // are small beside the dumps, and each one-off container costs a start).
     let handle = rt.handle();
+    let scanned = std::sync::Mutex::new(None);
     let groups: Result<Vec<(Role, Result<Stored>)>> = std::thread::scope(|scope| {
+        let volume_mode = graph_volume.as_ref().zip(pre_copy.as_ref());
+        let scanned = &scanned;
         let spawn = |role: Role| {
             let (kinds, writer, phases) = (&kinds, &writer, phases.clone());
             let stored = scope.spawn(move || {
+                let began = Instant::now();
+                if let (Role::Graph, Some((volume, pre))) = (role, volume_mode) {
+                    let stored = volume_mode::paused_pass(handle, volume, writer, pre).map(
+                        |(part, stats)| {
+                            *lock(scanned) = Some(volume_mode::scan_label(pre, &stats));
+                            (vec![part], Vec::new())
+                        },
+                    );
+                    phases.record(phase::ARCHIVE_GRAPH, began);
+                    return Some(stored);
+                }
                 let mut group = with_role(kinds, role).peekable();
                 group.peek()?;
-                let began = Instant::now();
                 let stored = store_kinds(handle, group, writer);
                 phases.record(dump_phase(role), began);
                 Some(stored)
@@ -303,6 +353,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     labels.push((label::PAUSE_START.into(), pause_start));
     labels.push((label::PAUSE_MS.into(), pause_ms.to_string()));
     labels.push(phases.label());
+    labels.extend(lock(&scanned).take());
     let mut snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
     // Known only now, and in the plan's warnings rather than a log line, so that it reaches
     // `--json` and the exit code (done, with warnings); and in the manifest, for `rbk status`.
@@ -339,9 +390,66 @@ fn delay_commit_for_tests(cancel: &Cancel) {
     }
 }
 
+/// A poisoned lock only means a dump thread panicked, which its join reports.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `RBK_TEST_AFTER_PRECOPY=CMD` runs `sh -c CMD` between the pre-copy and the pause, and
+/// fails the snapshot if it fails. A test knob (documented in docs/ARCHITECTURE.md), so that
+/// the Docker tests can change the store exactly there; unset, as in production, it costs
+/// one lookup.
+fn after_pre_copy_for_tests() -> Result<()> {
+    let Ok(cmd) = std::env::var("RBK_TEST_AFTER_PRECOPY") else {
+        return Ok(());
+    };
+    let status = crate::process::command("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .status()
+        .context("running RBK_TEST_AFTER_PRECOPY")?;
+    if !status.success() {
+        bail!("RBK_TEST_AFTER_PRECOPY failed: {status}");
+    }
+    Ok(())
+}
+
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Option<Result<T>>>) -> Option<Result<T>> {
     h.join()
         .unwrap_or_else(|_| Some(Err(anyhow!("a dump thread panicked"))))
+}
+
+/// The bundled Neo4j's data volume when the graph is to be stored in volume mode; an error
+/// if this stack cannot be (no bundled Neo4j, no volume at `/data`, Enterprise).
+fn graph_volume(engine: &Engine, stack: &Stack, mode: GraphMode) -> Result<Option<Neo4jVolume>> {
+    if mode == GraphMode::Dump {
+        return Ok(None);
+    }
+    let GraphStore::Bundled {
+        container,
+        edition,
+        version,
+    } = &stack.graph
+    else {
+        return Err(crate::usage!(
+            "--neo4j-mode volume needs the stack's own Neo4j container; this stack's graph is external"
+        ));
+    };
+    let server = Server {
+        container: (**container).clone(),
+        edition: *edition,
+        version: version.clone(),
+    };
+    let Some(volume) = Neo4jVolume::of(engine, &server) else {
+        return Err(crate::usage!(
+            "--neo4j-mode volume needs a volume mounted at {DATA_DIR} in {}; it has none",
+            container.name
+        ));
+    };
+    if let Some(why) = volume.unsupported() {
+        return Err(crate::usage!("{why}"));
+    }
+    Ok(Some(volume))
 }
 
 /// How long RushDB's start waits for Neo4j's; past it, RushDB starts anyway (a stack left

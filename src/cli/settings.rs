@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use crate::backup::stack::GraphMode;
 use crate::source::postgres::PgOverride;
 use crate::source::secret::Secret;
 use crate::stack::discover::StackConfig;
@@ -26,6 +27,9 @@ pub struct Settings {
     /// `[metrics] file`: as `--metrics-file`.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// `[neo4j] mode`: as `--neo4j-mode`.
+    #[serde(default)]
+    pub neo4j: Neo4jSettings,
     /// `[ping] url`: as `--ping-url`.
     #[serde(default)]
     pub ping: PingSettings,
@@ -35,6 +39,13 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
     pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neo4jSettings {
+    /// How a stack snapshot stores the graph: `dump` (the default) or `volume`.
+    pub mode: Option<GraphMode>,
 }
 
 #[derive(Debug, Default, Deserialize)]

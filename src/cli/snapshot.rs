@@ -9,7 +9,9 @@ use super::global::GlobalArgs;
 use super::output::{bytes, esc, esc_join, json, rate};
 use super::signals::{Second, cancel_on_signals, interrupted};
 use crate::backup::host::snapshot_host;
-use crate::backup::stack::{StackOutcome, StackPlan, StackSnapshotOptions, snapshot_stack};
+use crate::backup::stack::{
+    GraphMode, StackOutcome, StackPlan, StackSnapshotOptions, snapshot_stack,
+};
 use crate::backup::{Interrupted, PartSpec, Raw, Saved, SnapshotOptions, check_plan, snapshot};
 use crate::parts::PartInput;
 use crate::stack::names::pause_ms;
@@ -81,6 +83,13 @@ pub struct SnapshotArgs {
     /// dumped data volumes), each as a tar part `volume.NAME.tar`.
     #[arg(long)]
     pub volumes: bool,
+    /// Stack mode: how the graph is stored. `dump` (the default): `neo4j-admin database
+    /// dump`, which loads into any later Neo4j. `volume`: the data volume's store files,
+    /// archived while the stack runs and then, with Neo4j stopped, only what changed since
+    /// (a shorter write pause); restored only into the same Neo4j version. Community
+    /// edition only. Default from rbk.toml `[neo4j] mode`.
+    #[arg(long, value_name = "MODE", value_parser = ["dump", "volume"])]
+    pub neo4j_mode: Option<String>,
 }
 
 pub fn run(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
@@ -241,9 +250,9 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         ));
     }
     let settings = global.settings()?;
-    if settings.host.is_some() && (args.dry_run || args.volumes) {
+    if settings.host.is_some() && (args.dry_run || args.volumes || args.neo4j_mode.is_some()) {
         return Err(crate::usage!(
-            "--dry-run and --volumes are for a Docker stack snapshot; rbk.toml selects host mode"
+            "--dry-run, --volumes and --neo4j-mode are for a Docker stack snapshot; rbk.toml selects host mode"
         ));
     }
     let repo = global.open()?;
@@ -263,6 +272,11 @@ fn run_stack(global: &GlobalArgs, args: &SnapshotArgs) -> Result<u8> {
         host: args.host.clone(),
         dry_run: args.dry_run,
         volumes: args.volumes,
+        graph_mode: match args.neo4j_mode.as_deref() {
+            Some("volume") => GraphMode::Volume,
+            Some(_) => GraphMode::Dump,
+            None => settings.neo4j.mode.unwrap_or_default(),
+        },
         cancel: cancel.clone(),
     };
     let outcome = match snapshot_stack(&repo, &options) {

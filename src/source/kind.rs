@@ -7,6 +7,7 @@
 
 pub mod external;
 pub mod graph;
+pub mod graph_volume;
 pub mod postgres;
 pub mod sqlite;
 pub mod volume;

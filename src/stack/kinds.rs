@@ -7,6 +7,7 @@ use super::host::HostConfig;
 use crate::source::docker::{ContainerInfo, Engine};
 use crate::source::kind::external::ExternalGraph;
 use crate::source::kind::graph::{Neo4jDump, Server};
+use crate::source::kind::graph_volume::Neo4jVolume;
 use crate::source::kind::postgres::{PgAt, PgDump};
 use crate::source::kind::sqlite::{SqliteAt, SqliteFile};
 use crate::source::kind::volume::VolumeTar;
@@ -32,24 +33,33 @@ pub fn of_stack(
             container,
             edition,
             version,
-        } => kinds.push(Box::new(Neo4jDump {
-            // Both editions dump and load from a one-off container with Neo4j's volumes, as
-            // the database is not in use either way. On Enterprise this rather than `exec`
-            // in the running server: removing the one-off (on Ctrl-C or SIGTERM) is what
-            // ends a dump that still holds the database, and the engine has no call that
-            // kills an exec'd process.
-            transport: Transport::OneOff {
-                engine: engine.clone(),
-                container: container.clone(),
-            },
-            program: "neo4j-admin".into(),
-            database: cfg.neo4j_database.clone(),
-            server: Some(Server {
+        } => {
+            let server = Server {
                 container: (**container).clone(),
                 edition: *edition,
                 version: version.clone(),
-            }),
-        })),
+            };
+            // Both modes: a restore takes the one whose part the snapshot holds; a snapshot
+            // keeps the one it was asked for.
+            let volume = Neo4jVolume::of(engine, &server);
+            kinds.push(Box::new(Neo4jDump {
+                // Both editions dump and load from a one-off container with Neo4j's volumes,
+                // as the database is not in use either way. On Enterprise this rather than
+                // `exec` in the running server: removing the one-off (on Ctrl-C or SIGTERM)
+                // is what ends a dump that still holds the database, and the engine has no
+                // call that kills an exec'd process.
+                transport: Transport::OneOff {
+                    engine: engine.clone(),
+                    container: container.clone(),
+                },
+                program: "neo4j-admin".into(),
+                database: cfg.neo4j_database.clone(),
+                server: Some(server),
+            }));
+            if let Some(volume) = volume {
+                kinds.push(Box::new(volume));
+            }
+        }
         GraphStore::External { uri } => kinds.push(Box::new(ExternalGraph { uri: uri.clone() })),
     }
     match &stack.sql {

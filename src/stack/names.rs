@@ -4,6 +4,7 @@ use crate::store::manifest::Snapshot;
 
 /// Part names, as `restore --to DIR` writes them; each store kind owns its own.
 pub use crate::source::kind::graph::PART as PART_GRAPH;
+pub use crate::source::kind::graph_volume::PART as PART_GRAPH_VOLUME;
 pub use crate::source::kind::postgres::PART as PART_POSTGRES;
 pub use crate::source::kind::sqlite::{PART as PART_SQLITE, PART_WAL as PART_SQLITE_WAL};
 pub use crate::source::kind::volume::{part_of as volume_part, volume_of_part};
@@ -24,6 +25,9 @@ pub mod label {
     pub use crate::source::kind::graph::{
         LABEL_EDITION as NEO4J_EDITION, LABEL_IMAGE as NEO4J_IMAGE, LABEL_VERSION as NEO4J_VERSION,
     };
+    pub use crate::source::kind::graph_volume::{
+        LABEL_MODE as NEO4J_MODE, LABEL_STORE_FORMAT as NEO4J_STORE_FORMAT,
+    };
     pub use crate::source::kind::postgres::{
         LABEL_SQL_IMAGE as SQL_IMAGE, LABEL_SQL_KIND as SQL_KIND,
     };
@@ -36,6 +40,10 @@ pub mod label {
     pub const SQL_ROWS: &str = "sql.rows";
     /// How long the counts took, in ms (they are part of the pause).
     pub const COUNTS_MS: &str = "counts.ms";
+    /// Volume mode: how long the pre-copy of the Neo4j data volume took, before the pause.
+    pub const PRECOPY_MS: &str = "neo4j.precopy_ms";
+    /// Volume mode: the scans' figures (JSON; FORMAT.md).
+    pub const VOLUME_SCAN: &str = "neo4j.volume_scan";
     /// JSON `["warning", ...]`: what the snapshot warned of, so that `rbk status` can still
     /// say it the next day. Absent when there was nothing to say.
     pub const WARNINGS: &str = "rbk.warnings";

@@ -20,6 +20,8 @@ pub mod phase {
     pub const STOP_NEO4J: &str = "stop neo4j";
     pub const STOP_DATABASE: &str = "stop neo4j database";
     pub const DUMP_GRAPH: &str = "dump neo4j";
+    /// Volume mode: the data volume's paused pass.
+    pub const ARCHIVE_GRAPH: &str = "archive neo4j volume";
     pub const DUMP_SQL: &str = "dump sql";
     pub const ARCHIVE_VOLUMES: &str = "archive volumes";
     pub const START_NEO4J: &str = "start neo4j";

@@ -17,6 +17,7 @@ mod pause;
 mod preflight;
 mod roundtrip;
 mod sqlite;
+mod volume_mode;
 mod volumes;
 
 use std::collections::BTreeMap;

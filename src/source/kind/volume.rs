@@ -93,24 +93,35 @@ impl StoreKind for VolumeTar {
 
     fn consume(&self, rt: &tokio::runtime::Handle, feed: &dyn PartFeed) -> Result<Vec<String>> {
         let part = part_of(&self.name);
-        let (mut sink, rx) = byte_sink();
-        let task = {
-            let (engine, owner, mount) =
-                (self.engine.clone(), self.owner.clone(), self.mount.clone());
-            rt.spawn(async move {
-                engine
-                    .run_on_volume(&owner, &mount, false, VOLUME_UNTAR, None, Some(rx))
-                    .await
-            })
-        };
-        let fed = feed
-            .write(&part, &mut sink)
-            .and_then(|()| sink.close().map_err(super::FeedError::from_io));
-        rt.block_on(task)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_context(|| format!("restoring {part} into volume {}", self.mount.source))?;
-        fed.map_err(|e| e.error)
-            .with_context(|| format!("restoring {part}"))?;
+        unpack(rt, &self.engine, &self.owner, &self.mount, feed, &part)?;
         Ok(vec![part])
     }
+}
+
+/// Empties the volume `mount` of `owner` (stopped) and unpacks the tar `part` into it.
+pub(super) fn unpack(
+    rt: &tokio::runtime::Handle,
+    engine: &Engine,
+    owner: &ContainerInfo,
+    mount: &VolumeMount,
+    feed: &dyn PartFeed,
+    part: &str,
+) -> Result<()> {
+    let (mut sink, rx) = byte_sink();
+    let task = {
+        let (engine, owner, mount) = (engine.clone(), owner.clone(), mount.clone());
+        rt.spawn(async move {
+            engine
+                .run_on_volume(&owner, &mount, false, VOLUME_UNTAR, None, Some(rx))
+                .await
+        })
+    };
+    let fed = feed
+        .write(part, &mut sink)
+        .and_then(|()| sink.close().map_err(super::FeedError::from_io));
+    rt.block_on(task)
+        .map_err(|e| anyhow!("{e}"))?
+        .with_context(|| format!("restoring {part} into volume {}", mount.source))?;
+    fed.map_err(|e| e.error)
+        .with_context(|| format!("restoring {part}"))
 }

@@ -1,0 +1,124 @@
+//! Neo4j volume mode into the repository: the pre-copy stores the data volume's entries as pieces while the stack runs, and the paused pass makes the part from them, reading again only the entries that changed.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::parts::CODEC_PIECES;
+use crate::progress::Unit;
+use crate::source::kind::graph_volume::{Neo4jVolume, PART};
+use crate::source::scan::{Entry, EntryKey, ScanStats};
+use crate::stack::names::label;
+use crate::store::manifest::Part;
+use crate::store::pieces::Piece;
+use crate::store::writer::SnapshotWriter;
+
+/// What the pre-copy stored: each reusable entry's piece, by what identifies the file.
+pub(crate) struct PreCopy {
+    pieces: HashMap<EntryKey, Piece>,
+    pub stats: ScanStats,
+    pub ms: u64,
+}
+
+/// The pre-copy, stack running: every entry of the data volume stored as a piece. Nothing
+/// of it is a part: its chunks are in this writer's packs (indexed with the snapshot, so
+/// prune reclaims those no snapshot uses), for the paused pass to find.
+pub(crate) fn pre_copy(
+    rt: &tokio::runtime::Handle,
+    volume: &Neo4jVolume,
+    writer: &SnapshotWriter<'_>,
+) -> Result<PreCopy> {
+    let began = Instant::now();
+    let task = writer
+        .progress()
+        .task("pre-copy neo4j volume", Unit::Bytes, None);
+    let mut pieces = HashMap::new();
+    let stats = volume
+        .scanner()
+        .scan(rt, true, &|_| false, &mut |entry| {
+            if let Entry::Read { key, bytes } = entry {
+                let piece = writer.add_piece(bytes, task.as_ref())?;
+                task.advance(piece.size);
+                if let Some(key) = key {
+                    pieces.insert(key.clone(), piece);
+                }
+            }
+            Ok(())
+        })
+        .context("pre-copy of the Neo4j data volume (stack running)")?;
+    Ok(PreCopy {
+        pieces,
+        stats,
+        ms: began.elapsed().as_millis() as u64,
+    })
+}
+
+/// The paused pass, server stopped: the data volume's part, from the pre-copy's pieces for
+/// the files unchanged since and from the volume for the rest.
+pub(crate) fn paused_pass(
+    rt: &tokio::runtime::Handle,
+    volume: &Neo4jVolume,
+    writer: &SnapshotWriter<'_>,
+    pre: &PreCopy,
+) -> Result<(Part, ScanStats)> {
+    let task = writer
+        .progress()
+        .task("archive neo4j volume", Unit::Bytes, None);
+    let mut read: Vec<Piece> = Vec::new();
+    // In stream order: a pre-copy piece by key, or the index of one read now.
+    let mut order: Vec<Result<&EntryKey, usize>> = Vec::new();
+    let known = |k: &EntryKey| pre.pieces.contains_key(k);
+    let stats = volume
+        .scanner()
+        .scan(rt, false, &known, &mut |entry| {
+            match entry {
+                Entry::Unchanged(key) => {
+                    // `known` said so; the key is the pre-copy's.
+                    if let Some((k, piece)) = pre.pieces.get_key_value(key) {
+                        task.advance(piece.size);
+                        order.push(Ok(k));
+                    }
+                }
+                Entry::Read { bytes, .. } => {
+                    let piece = writer.add_piece(bytes, task.as_ref())?;
+                    task.advance(piece.size);
+                    order.push(Err(read.len()));
+                    read.push(piece);
+                }
+            }
+            Ok(())
+        })
+        .context("archiving the Neo4j data volume (server stopped)")?;
+    let pieces: Vec<&Piece> = order
+        .iter()
+        .filter_map(|at| match at {
+            Ok(key) => pre.pieces.get(*key),
+            Err(i) => read.get(*i),
+        })
+        .collect();
+    let (stored, envelope) = writer.join_pieces(&pieces, task.as_ref())?;
+    let part = Part {
+        name: PART.into(),
+        origin: format!("docker:volume {}", volume.mount.source),
+        codec: CODEC_PIECES.into(),
+        envelope,
+        source_size: stored.size,
+        source_hash: stored.hash,
+        stored,
+    };
+    Ok((part, stats))
+}
+
+/// The label `neo4j.volume_scan`: what the pre-copy read, and what the paused pass read
+/// again and used unread.
+pub(crate) fn scan_label(pre: &PreCopy, paused: &ScanStats) -> (String, String) {
+    let value = serde_json::json!({
+        "precopy_bytes": pre.stats.bytes_read,
+        "entries": paused.entries,
+        "unchanged": paused.unchanged,
+        "bytes_read": paused.bytes_read,
+        "bytes_unchanged": paused.bytes_unchanged,
+    });
+    (label::VOLUME_SCAN.into(), value.to_string())
+}
