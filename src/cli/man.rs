@@ -23,7 +23,7 @@ pub fn run(_args: &ManArgs) -> Result<u8> {
 
 /// The variables rbk reads, for ENVIRONMENT (tests/it/help.rs finds every `RBK_*` the source
 /// names and holds this list to it).
-const ENVIRONMENT: [(&str, &str); 18] = [
+const ENVIRONMENT: [(&str, &str); 19] = [
     ("RBK_REPO", "The repository, as --repo."),
     ("RBK_CONFIG", "The configuration file, as --config."),
     (
@@ -87,6 +87,11 @@ const ENVIRONMENT: [(&str, &str); 18] = [
     (
         "RBK_TEST_DELAY_COMMIT_MS",
         "For rbk's own tests only: wait N ms between restarting the stack and committing.",
+    ),
+    (
+        "RBK_TEST_AFTER_PRECOPY",
+        "For rbk's own tests only: a shell command run between a volume-mode snapshot's \
+         pre-copy and its pause.",
     ),
     (
         "RBK_TEST_PARTIAL_NAME",

@@ -29,7 +29,9 @@ use crate::stack::discover::{
     GraphStore, KEY_VAR, SqlStore, Stack, StackConfig, StackVolume, discover,
 };
 use crate::stack::kinds::{self, Kinds};
-use crate::stack::names::{KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_POSTGRES, PART_SQLITE, label};
+use crate::stack::names::{
+    KEY_FINGERPRINT_CONTEXT, PART_GRAPH, PART_GRAPH_VOLUME, PART_POSTGRES, PART_SQLITE, label,
+};
 use crate::stack::stale_drills::{drill_id, remove_stale_drills};
 use crate::stack::wait::{self, Probe};
 use crate::store::manifest::{Part, Snapshot};
@@ -251,9 +253,9 @@ pub fn restore_test(
 /// of this stack.
 fn preflight(id: &Id, snap: &Snapshot, stack: &Stack, kinds: &Kinds) -> Result<()> {
     let has = |name: &str| snap.parts.iter().any(|p| p.name == name);
-    if !has(PART_GRAPH) && !has(PART_POSTGRES) && !has(PART_SQLITE) {
+    if !has(PART_GRAPH) && !has(PART_GRAPH_VOLUME) && !has(PART_POSTGRES) && !has(PART_SQLITE) {
         bail!(
-            "snapshot {} holds no stack parts ({PART_GRAPH}, {PART_POSTGRES} or {PART_SQLITE}): there is nothing to restore-test",
+            "snapshot {} holds no stack parts ({PART_GRAPH}, {PART_GRAPH_VOLUME}, {PART_POSTGRES} or {PART_SQLITE}): there is nothing to restore-test",
             id.short()
         );
     }
@@ -487,15 +489,24 @@ impl Drilled<'_> {
         };
         timed("neo4j load", || {
             self.restore(graph)?;
-            Ok(format!(
-                "{} bytes of store files loaded by neo4j-admin database load",
-                self.feed.size(PART_GRAPH).unwrap_or(0)
-            ))
+            Ok(match self.feed.size(PART_GRAPH_VOLUME) {
+                // Volume mode: the store files themselves.
+                Some(bytes) => {
+                    format!("{bytes} bytes of store files unpacked into the data volume")
+                }
+                None => format!(
+                    "{} bytes of store files loaded by neo4j-admin database load",
+                    self.feed.size(PART_GRAPH).unwrap_or(0)
+                ),
+            })
         })
     }
 
     fn check_graph(&self) -> Result<(DrillCheck, Next)> {
-        let (Some(_), Some(neo4j)) = (self.part(PART_GRAPH), self.neo4j()) else {
+        let graph = self
+            .part(PART_GRAPH)
+            .or_else(|| self.part(PART_GRAPH_VOLUME));
+        let (Some(_), Some(neo4j)) = (graph, self.neo4j()) else {
             return Ok(skipped(
                 "neo4j consistency",
                 "the snapshot holds no Neo4j dump",

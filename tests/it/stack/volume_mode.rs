@@ -58,7 +58,8 @@ fn scan_label(snapshot: &Value) -> Value {
 
 /// A volume-mode snapshot of a stack whose graph changes between the pre-copy and the
 /// pause: the snapshot holds the change, its tar is the stopped store file for file, a second
-/// snapshot reads again only what changed, and `rbk restore` puts the first state back into
+/// snapshot reads again only what changed, a restore drill passes, and `rbk restore` puts the
+/// first state back into
 /// the running stack. Then the stack's Neo4j is recreated as another version: a restore of
 /// the volume is refused before anything stops, while the dump-mode snapshot still restores.
 #[test]
@@ -141,6 +142,20 @@ fn stack_volume_mode_round_trip() {
         &verified.to_string(),
         "tar",
         "the volume is checked as a tar",
+    );
+
+    // ---- the restore drill: the volume unpacked into a throwaway copy of the stack
+    let drill = rbk_done(&env, &["--json", "verify", &id1[..12], "--restore-test"]).json();
+    assert_eq!(drill["passed"], true, "{drill}");
+    assert_contains(
+        &drill.to_string(),
+        "bytes of store files unpacked into the data volume",
+        "the drill restores the volume",
+    );
+    assert_contains(
+        &drill.to_string(),
+        "nodes and 0 relationships, as recorded",
+        "the drill's counts",
     );
 
     // ---- a second night: little changed, little read
