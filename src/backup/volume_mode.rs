@@ -35,7 +35,7 @@ pub(crate) fn pre_copy(
         .task("pre-copy neo4j volume", Unit::Bytes, None);
     let mut pieces = HashMap::new();
     let stats = volume
-        .scanner()
+        .scanner(rt)
         .scan(rt, true, &|_| false, &mut |entry| {
             if let Entry::Read { key, bytes } = entry {
                 let piece = writer.add_piece(bytes, task.as_ref())?;
@@ -70,7 +70,7 @@ pub(crate) fn paused_pass(
     let mut order: Vec<Result<&EntryKey, usize>> = Vec::new();
     let known = |k: &EntryKey| pre.pieces.contains_key(k);
     let stats = volume
-        .scanner()
+        .scanner(rt)
         .scan(rt, false, &known, &mut |entry| {
             match entry {
                 Entry::Unchanged(key) => {

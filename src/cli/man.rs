@@ -23,7 +23,7 @@ pub fn run(_args: &ManArgs) -> Result<u8> {
 
 /// The variables rbk reads, for ENVIRONMENT (tests/it/help.rs finds every `RBK_*` the source
 /// names and holds this list to it).
-const ENVIRONMENT: [(&str, &str); 19] = [
+const ENVIRONMENT: [(&str, &str); 20] = [
     ("RBK_REPO", "The repository, as --repo."),
     ("RBK_CONFIG", "The configuration file, as --config."),
     (
@@ -92,6 +92,11 @@ const ENVIRONMENT: [(&str, &str); 19] = [
         "RBK_TEST_AFTER_PRECOPY",
         "For rbk's own tests only: a shell command run between a volume-mode snapshot's \
          pre-copy and its pause.",
+    ),
+    (
+        "RBK_TEST_ONE_OFF_SCAN",
+        "For rbk's own tests only: 1 reads a volume-mode snapshot's data volume through a \
+         one-off container even where this host could read it directly.",
     ),
     (
         "RBK_TEST_PARTIAL_NAME",

@@ -12,6 +12,7 @@ mod create;
 mod drill;
 mod exec;
 mod files;
+mod host_path;
 mod oneoff;
 mod runconfig;
 mod streams;
@@ -92,6 +93,8 @@ pub struct Finished {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    /// Reached over a Unix socket: the engine's paths are this host's.
+    local: bool,
 }
 
 impl Engine {
@@ -106,7 +109,10 @@ impl Engine {
         let docker = Docker::connect_with_host(&host)
             .map_err(|e| unreachable::unreachable_engine(&host, &e))?;
         match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
-            Ok(Ok(docker)) => Ok(Engine { docker }),
+            Ok(Ok(docker)) => Ok(Engine {
+                docker,
+                local: host.starts_with("unix://") || host.starts_with('/'),
+            }),
             Ok(Err(e)) => Err(unreachable::unreachable_engine(&host, &e)),
             Err(_) => Err(anyhow!(
                 "the Docker engine at {} accepted the connection but did not answer within {} s: \

@@ -7,10 +7,13 @@
 //! last piece of end-of-archive blocks, make a tar of the whole volume.
 
 use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::codec::tar::{BLOCK_SIZE, parse_header};
+use crate::process::{ExitError, StderrTail, command};
 use crate::source::docker::{ContainerInfo, Engine, VolumeMount};
 use crate::source::stream::{byte_sink, byte_stream};
 
@@ -22,7 +25,7 @@ use crate::source::stream::{byte_sink, byte_stream};
 const SCAN: &str = r#"cd "$1" || exit 2
 find . -xdev -printf '%i %n %s %T@ %C@ %y %p\0' || exit 2
 printf '\0'
-tar -cf - --no-recursion --null -T - && exit 0
+tar -cf - --numeric-owner --no-recursion --null -T - && exit 0
 status=$?
 [ "$status" -eq 1 ] && [ "$2" = 1 ] && exit 0
 exit "$status""#;
@@ -87,11 +90,14 @@ pub struct ScanStats {
     pub bytes_unchanged: u64,
 }
 
-/// A volume mounted by a one-off of its owner's image.
+/// A volume, read where its files lie on this host when rbk can read them there, else
+/// through a one-off of its owner's image that mounts it read-only.
 pub struct VolumeScan {
     pub engine: Engine,
     pub owner: ContainerInfo,
     pub mount: VolumeMount,
+    /// `Engine::host_path`: the same script, run by this host's `sh`, GNU `find` and `tar`.
+    pub host_path: Option<PathBuf>,
 }
 
 impl VolumeScan {
@@ -105,6 +111,15 @@ impl VolumeScan {
         known: &(dyn Fn(&EntryKey) -> bool + Sync),
         on_entry: &mut dyn FnMut(Entry<'_>) -> Result<()>,
     ) -> Result<ScanStats> {
+        if let Some(path) = &self.host_path {
+            return scan_here(path, changing, known, on_entry).with_context(|| {
+                format!(
+                    "scanning volume {} at {}",
+                    self.mount.source,
+                    path.display()
+                )
+            });
+        }
         let (tx, mut out) = byte_stream();
         let (mut names_sink, names) = byte_sink();
         let script = script(changing);
@@ -139,6 +154,54 @@ impl VolumeScan {
                 Err(e.context(format!("scanning volume {}", self.mount.source)))
             }
         }
+    }
+}
+
+/// The scan run on this host, over the volume's directory.
+fn scan_here(
+    path: &Path,
+    changing: bool,
+    known: &(dyn Fn(&EntryKey) -> bool + Sync),
+    on_entry: &mut dyn FnMut(Entry<'_>) -> Result<()>,
+) -> Result<ScanStats> {
+    let mut child = command("sh")
+        .arg("-c")
+        .arg(script(changing))
+        .arg("rbk")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting sh to scan the volume")?;
+    let tail = StderrTail::default();
+    let draining = child.stderr.take().map(|e| tail.drain_on_thread(e));
+    let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        bail!("the scan's pipes could not be opened");
+    };
+    // Closing stdin (the drop at the end of the closure) tells tar the names are over.
+    let scanned = scan_stream(
+        &mut stdout,
+        move |names| stdin.write_all(&names),
+        changing,
+        known,
+        on_entry,
+    );
+    // A scan that stopped early closes the pipe: tar ends on the broken pipe.
+    drop(stdout);
+    let status = child.wait().context("waiting for the volume's scan")?;
+    if let Some(d) = draining {
+        let _ = d.join();
+    }
+    match scanned {
+        Err(e) => Err(e),
+        Ok(_) if !status.success() => Err(ExitError {
+            what: "the volume's scan (find and tar)".into(),
+            status: status.into(),
+            tail: tail.text(),
+        }
+        .into()),
+        Ok(stats) => Ok(stats),
     }
 }
 

@@ -47,12 +47,19 @@ impl Neo4jVolume {
         })
     }
 
-    /// The scan of the data volume, from a one-off of the Neo4j container.
-    pub fn scanner(&self) -> VolumeScan {
+    /// The scan of the data volume: on this host where rbk can read it there, else from a
+    /// one-off of the Neo4j container.
+    pub fn scanner(&self, rt: &tokio::runtime::Handle) -> VolumeScan {
         VolumeScan {
             engine: self.engine.clone(),
             owner: self.server.container.clone(),
             mount: self.mount.clone(),
+            // `RBK_TEST_ONE_OFF_SCAN=1` (a test knob) takes the one-off path here too, so
+            // that the Docker tests cover both.
+            host_path: match std::env::var("RBK_TEST_ONE_OFF_SCAN").as_deref() {
+                Ok("1") => None,
+                _ => rt.block_on(self.engine.host_path(&self.mount)),
+            },
         }
     }
 

@@ -245,8 +245,11 @@ fn stack_volume_mode_failed_pass_commits_nothing() {
     // so the paused pass's first pack write is the lock's and then this one.
     let fill = format!("docker exec {} graph-fill 200000 7", stack.neo4j());
     let mut c = rbk_cmd(&env, &["snapshot", "--neo4j-mode", "volume"]);
+    // Through the one-off container (the round trip reads the volume on this host): its
+    // output must not be left waiting on a scan that stopped.
     c.env("RBK_TEST_AFTER_PRECOPY", &fill)
-        .env("RBK_FAULT", "enospc@write:2");
+        .env("RBK_FAULT", "enospc@write:2")
+        .env("RBK_TEST_ONE_OFF_SCAN", "1");
     let r = wait_with_guard(c.spawn().expect("spawn rbk"), RBK_GUARD, "failing snapshot");
     assert_ne!(r.code, 0, "{}", r.all());
     assert_ne!(r.code, EXIT_WARNINGS, "{}", r.all());
@@ -257,8 +260,17 @@ fn stack_volume_mode_failed_pass_commits_nothing() {
     assert_eq!(stack.oneoffs(), Vec::<String>::new(), "no one-off left");
     stack.settle();
 
-    let s = stack_snapshot(&env, &["--neo4j-mode", "volume"]);
+    let mut c = rbk_cmd(&env, &["--json", "snapshot", "--neo4j-mode", "volume"]);
+    c.env("RBK_TEST_ONE_OFF_SCAN", "1");
+    let r = wait_with_guard(c.spawn().expect("spawn rbk"), RBK_GUARD, "volume snapshot");
+    assert_done(&r, "volume-mode snapshot through a one-off");
+    let s = r.json();
     assert_eq!(part_names(&s), [VOLUME, PG], "{s}");
+    // Read through the one-off, the part is the volume all the same.
+    let id = id_of(&s);
+    let dir = restore_to(&env, &id, "s");
+    stack.settle();
+    assert_eq!(tar_volume(&dir.join(VOLUME)), running_volume(&stack));
 }
 
 /// Volume mode needs the server stopped: an Enterprise stack (which keeps it running and
