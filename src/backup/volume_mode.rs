@@ -30,6 +30,7 @@ pub(crate) fn pre_copy(
     writer: &SnapshotWriter<'_>,
 ) -> Result<PreCopy> {
     let began = Instant::now();
+    let listed_after = now_secs() - SETTLED_SECS;
     let task = writer
         .progress()
         .task("pre-copy neo4j volume", Unit::Bytes, None);
@@ -40,7 +41,7 @@ pub(crate) fn pre_copy(
             if let Entry::Read { key, bytes } = entry {
                 let piece = writer.add_piece(bytes, task.as_ref())?;
                 task.advance(piece.size);
-                if let Some(key) = key {
+                if let Some(key) = key.filter(|k| settled(k, listed_after)) {
                     pieces.insert(key.clone(), piece);
                 }
             }
@@ -52,6 +53,26 @@ pub(crate) fn pre_copy(
         stats,
         ms: began.elapsed().as_millis() as u64,
     })
+}
+
+/// How long before the pre-copy's listing a file must have last changed for the paused pass
+/// to trust its times. File times come from a clock that ticks every few milliseconds, so a
+/// file written again within the tick in which tar read it keeps the times the listing saw
+/// while its bytes differ from the pre-copy's (git's "racy clean" entries). Such a file is read
+/// again in the pause.
+const SETTLED_SECS: f64 = 2.0;
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Whether `key`'s file last changed (data or metadata) before `before` (Unix seconds): a
+/// time that does not parse is never settled.
+fn settled(key: &EntryKey, before: f64) -> bool {
+    let secs = |t: &str| t.parse::<f64>().ok();
+    matches!((secs(&key.mtime), secs(&key.ctime)), (Some(m), Some(c)) if m < before && c < before)
 }
 
 /// The paused pass, server stopped: the data volume's part, from the pre-copy's pieces for
@@ -121,4 +142,32 @@ pub(crate) fn scan_label(pre: &PreCopy, paused: &ScanStats) -> (String, String) 
         "bytes_unchanged": paused.bytes_unchanged,
     });
     (label::VOLUME_SCAN.into(), value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(mtime: &str, ctime: &str) -> EntryKey {
+        EntryKey {
+            path: b"./databases/neo4j/neostore".to_vec(),
+            inode: 12,
+            size: 8192,
+            mtime: mtime.into(),
+            ctime: ctime.into(),
+        }
+    }
+
+    /// A file changed within the settling time before the listing may change again
+    /// unseen by its times: the paused pass reads it again.
+    #[test]
+    fn only_files_settled_before_the_listing_are_used_unread() {
+        let listed_after = 1_765_000_000.5;
+        assert!(settled(&key("1765000000.4", "1765000000.4"), listed_after));
+        assert!(!settled(&key("1765000000.4", "1765000000.6"), listed_after));
+        assert!(!settled(&key("1765000000.6", "1765000000.4"), listed_after));
+        assert!(!settled(&key("1765000000.5", "1765000000.5"), listed_after));
+        assert!(!settled(&key("", "1765000000.4"), listed_after));
+        assert!(!settled(&key("1765000000.4", "soon"), listed_after));
+    }
 }
