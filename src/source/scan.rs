@@ -193,14 +193,20 @@ fn scan_here(
     if let Some(d) = draining {
         let _ = d.join();
     }
+    let failed = || ExitError {
+        what: "the volume's scan (find and tar)".into(),
+        status: status.into(),
+        tail: tail.text(),
+    };
+    // tar killed by the pipe this end closed is this end's failure; any other failure of
+    // the script explains a stream that was cut short or malformed.
+    // (tar's death by SIGPIPE reaches rbk as the script's exit status 128 + 13.)
+    let broken_pipe = status.code() == Some(141)
+        || std::os::unix::process::ExitStatusExt::signal(&status) == Some(13);
     match scanned {
-        Err(e) => Err(e),
-        Ok(_) if !status.success() => Err(ExitError {
-            what: "the volume's scan (find and tar)".into(),
-            status: status.into(),
-            tail: tail.text(),
-        }
-        .into()),
+        Err(e) if status.success() || broken_pipe => Err(e),
+        Err(e) => Err(e.context(failed())),
+        Ok(_) if !status.success() => Err(failed().into()),
         Ok(stats) => Ok(stats),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -196,4 +196,37 @@ fn pax_paths_are_found_and_malformed_records_ignored() {
     assert_eq!(pax_path(b"x path=x\n"), None);
     assert_eq!(trimmed(b"./dir/"), b"./dir");
     assert_eq!(trimmed(b"./"), b".");
+}
+
+/// On this host: the scan reads a directory as the one-off would; a consumer that stops
+/// early gets its own error back (tar dies on the closed pipe, which is not the scan's
+/// failure), and a script that fails is named with its stderr.
+#[test]
+fn the_scan_on_this_host_reads_a_directory_and_reports_failures() {
+    let vol = tempfile::tempdir().expect("tempdir");
+    let big: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+    write(&vol.path().join("big.db"), &big);
+    write(&vol.path().join("small.db"), b"small");
+    let mut tar = Vec::new();
+    let stats = scan_here(vol.path(), false, &|_| false, &mut |entry| {
+        if let Entry::Read { bytes, .. } = entry {
+            bytes.read_to_end(&mut tar)?;
+        }
+        Ok(())
+    })
+    .expect("scanned");
+    assert_eq!(stats.bytes_read, big.len() as u64 + 5);
+    assert_unpacks_to(&tar, vol.path());
+
+    let err = scan_here(vol.path(), false, &|_| false, &mut |_| {
+        bail!("the repository is full")
+    })
+    .expect_err("stopped");
+    assert_eq!(format!("{err:#}"), "the repository is full");
+
+    let err = scan_here(&vol.path().join("gone"), false, &|_| false, &mut |_| Ok(()))
+        .expect_err("no such directory");
+    let shown = format!("{err:#}");
+    assert!(shown.contains("exited with status 2"), "{shown}");
+    assert!(shown.contains("gone"), "the script's stderr: {shown}");
 }
