@@ -148,7 +148,13 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         GraphMode::Volume => PART_GRAPH,
     };
     kinds.retain(|k| k.parts().first().map(String::as_str) != Some(dropped));
-    let plan = plan_of(&stack, &kinds, last_pause_ms(repo));
+    let mut plan = plan_of(&stack, &kinds, last_pause_ms(repo));
+    if let Some(volume) = &graph_volume
+        && !plan.stops.contains(&volume.server.container.name)
+    {
+        // Enterprise too: volume mode stops the server.
+        plan.stops.push(volume.server.container.name.clone());
+    }
     if options.dry_run {
         return Ok(StackOutcome::Planned(plan));
     }
@@ -202,15 +208,20 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
         container, edition, ..
     } = &stack.graph
     {
+        // Volume mode archives the store files of a stopped server, whatever the edition:
+        // STOP DATABASE would leave `system` and the transaction logs being written.
+        let stop_server = *edition == Edition::Community || graph_volume.is_some();
         match edition {
-            Edition::Community => {
+            _ if stop_server => {
                 phases
                     .time(phase::STOP_NEO4J, || {
                         pause.stop(container, options.stack.stop_timeout)
                     })
-                    .context(
-                        "stopping Neo4j for the dump (Community edition cannot dump online)",
-                    )?;
+                    .context(if graph_volume.is_some() {
+                        "stopping Neo4j (volume mode archives the store files of a stopped server)"
+                    } else {
+                        "stopping Neo4j for the dump (Community edition cannot dump online)"
+                    })?;
                 // One the operator had stopped stays stopped (`Pause::stop` leaves it alone).
                 graph_stop = container.running.then(|| container.clone());
             }
@@ -222,7 +233,7 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
                     .context("stopping the Neo4j database for the dump (STOP DATABASE)")?;
                 database_stop = Some(db);
             }
-            Edition::Enterprise => {}
+            Edition::Community | Edition::Enterprise => {}
         }
     }
     drop(stopping);
@@ -357,7 +368,6 @@ pub fn snapshot_stack(repo: &Repository, options: &StackSnapshotOptions) -> Resu
     let mut snapshot = new_snapshot(parts, &options.tags, options.host.clone(), None, labels);
     // Known only now, and in the plan's warnings rather than a log line, so that it reaches
     // `--json` and the exit code (done, with warnings); and in the manifest, for `rbk status`.
-    let mut plan = plan;
     plan.warnings.extend(counted.warnings);
     plan.warnings.extend(pause_warnings);
     plan.warnings.extend(stream_warnings);
@@ -420,7 +430,7 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, Option<Result<T>>>) -> Option<Re
 }
 
 /// The bundled Neo4j's data volume when the graph is to be stored in volume mode; an error
-/// if this stack cannot be (no bundled Neo4j, no volume at `/data`, Enterprise).
+/// if this stack cannot be (no bundled Neo4j, no volume at `/data`).
 fn graph_volume(engine: &Engine, stack: &Stack, mode: GraphMode) -> Result<Option<Neo4jVolume>> {
     if mode == GraphMode::Dump {
         return Ok(None);
@@ -446,9 +456,6 @@ fn graph_volume(engine: &Engine, stack: &Stack, mode: GraphMode) -> Result<Optio
             container.name
         ));
     };
-    if let Some(why) = volume.unsupported() {
-        return Err(crate::usage!("{why}"));
-    }
     Ok(Some(volume))
 }
 

@@ -86,8 +86,8 @@ pub struct SnapshotArgs {
     /// Stack mode: how the graph is stored. `dump` (the default): `neo4j-admin database
     /// dump`, which loads into any later Neo4j. `volume`: the data volume's store files,
     /// archived while the stack runs and then, with Neo4j stopped, only what changed since
-    /// (a shorter write pause); restored only into the same Neo4j version. Community
-    /// edition only. Default from rbk.toml `[neo4j] mode`.
+    /// (a shorter write pause; the Neo4j server is stopped, Enterprise too); restored only
+    /// into the same Neo4j version. Default from rbk.toml `[neo4j] mode`.
     #[arg(long, value_name = "MODE", value_parser = ["dump", "volume"])]
     pub neo4j_mode: Option<String>,
 }

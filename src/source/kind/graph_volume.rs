@@ -13,7 +13,6 @@ use super::volume::unpack;
 use super::{PartFeed, RestoreSteps, Role, StoreKind, Stream};
 use crate::parts::CODEC_PIECES;
 use crate::source::docker::{ContainerInfo, Engine, VolumeMount};
-use crate::source::neo4j::Edition;
 use crate::source::scan::VolumeScan;
 
 /// The part a volume-mode snapshot stores the data volume as.
@@ -63,18 +62,6 @@ impl Neo4jVolume {
         }
     }
 
-    /// Why this stack cannot take a volume-mode snapshot, if it cannot.
-    pub fn unsupported(&self) -> Option<String> {
-        match self.server.edition {
-            Edition::Community => None,
-            // STOP DATABASE leaves the server, and so `system`, running: its files would be
-            // archived while they change.
-            Edition::Enterprise => Some(
-                "volume mode needs the Neo4j server stopped, and an Enterprise server keeps running (only its database is stopped): use dump mode".into(),
-            ),
-        }
-    }
-
     fn store_format(&self) -> String {
         self.server
             .container
@@ -110,7 +97,7 @@ impl StoreKind for Neo4jVolume {
     fn plan(&self) -> String {
         let s = &self.server;
         format!(
-            "{} ({}, Neo4j {} {}; volume mode: {} archived while it runs, then what changed with the server stopped)",
+            "{} ({}, Neo4j {} {}; volume mode: {} archived while it runs, then what changed with the server stopped, whatever the edition)",
             s.container.name,
             s.container.image,
             s.version.as_deref().unwrap_or("?"),

@@ -273,11 +273,12 @@ fn stack_volume_mode_failed_pass_commits_nothing() {
     assert_eq!(tar_volume(&dir.join(VOLUME)), running_volume(&stack));
 }
 
-/// Volume mode needs the server stopped: an Enterprise stack (which keeps it running and
-/// stops only the database) is refused as a usage error, before anything stops.
+/// Volume mode needs the server stopped, so on Enterprise (whose dump mode keeps it running
+/// and stops only the database) it stops the container: the plan says so, the pause stops
+/// and starts Neo4j, and the part is the stopped store's volume.
 #[test]
-fn stack_volume_mode_refuses_enterprise() {
-    let Some(_turn) = docker_test("stack_volume_mode_refuses_enterprise") else {
+fn stack_volume_mode_stops_an_enterprise_server() {
+    let Some(_turn) = docker_test("stack_volume_mode_stops_an_enterprise_server") else {
         return;
     };
     let stack = Stack::up_layered(
@@ -286,12 +287,36 @@ fn stack_volume_mode_refuses_enterprise() {
         &["compose.enterprise.yaml"],
         None,
     );
+    stack.graph(&["graph-write", "movie:1", "The Matrix"]);
     stack.settle();
     let env = Env::new();
-    let started = stack.started_at(&["rushdb", "neo4j", "postgres"]);
-    let r = rbk(&env, &["snapshot", "--neo4j-mode", "volume"]);
-    assert_eq!(r.code, EXIT_USAGE, "{}", r.all());
-    assert_contains(&r.stderr, "Enterprise", "the refusal");
-    assert_eq!(stack.started_at(&["rushdb", "neo4j", "postgres"]), started);
-    assert!(list(&env).is_empty());
+    let plan = rbk_ok(
+        &env,
+        &["--json", "snapshot", "--dry-run", "--neo4j-mode", "volume"],
+    )
+    .json();
+    assert_eq!(
+        plan["stops"],
+        serde_json::json!([stack.rushdb(), stack.neo4j()]),
+        "{plan}"
+    );
+    let s = stack_snapshot(&env, &["--neo4j-mode", "volume"]);
+    assert_eq!(part_names(&s), [VOLUME, PG], "{s}");
+    let phases: Vec<&str> = s["pause_phases"]
+        .as_array()
+        .expect("pause_phases")
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect();
+    assert!(phases.contains(&"stop neo4j"), "{phases:?}");
+    assert!(phases.contains(&"start neo4j"), "{phases:?}");
+    assert!(!phases.contains(&"stop neo4j database"), "{phases:?}");
+    stack.settle();
+    assert_contains(
+        &stack.graph_records(),
+        "movie:1\tThe Matrix",
+        "the graph serves again",
+    );
+    let dir = restore_to(&env, &id_of(&s), "s");
+    assert_eq!(tar_volume(&dir.join(VOLUME)), running_volume(&stack));
 }
