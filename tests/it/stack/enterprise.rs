@@ -1,6 +1,7 @@
-//! Proves the Neo4j Enterprise path: the server keeps running while only its database is stopped (STOP DATABASE) for the dump and started again on every way out, and the snapshot restores.
+//! Proves the Neo4j Enterprise path: the server keeps running while only its database is stopped (STOP DATABASE) for the dump and started again on every way out, and the snapshot restores; volume mode stops the whole server.
 
 use super::*;
+use crate::stack::volume_mode;
 
 const PROJECTS: &str = "select id, name, token from projects order by id";
 /// The neo4j password of these stacks: distinctive, so a test can tell it never leaked.
@@ -158,9 +159,42 @@ fn stack_enterprise_stops_only_the_database_and_restores() {
     assert_eq!(stack.graph_records(), graph_a, "every graph record is back");
     assert_eq!(stack.psql(PROJECTS), projects_a, "projects are back");
     stack.wait_heartbeats(stack.max_heartbeat());
+
+    // ---- volume mode needs the server stopped: on Enterprise it stops the container, not
+    // only the database (STOP DATABASE would leave `system` and its logs being written)
+    let plan = rbk_ok(
+        &env,
+        &["--json", "snapshot", "--dry-run", "--neo4j-mode", "volume"],
+    )
+    .json();
+    assert_eq!(
+        plan["stops"],
+        serde_json::json!([stack.rushdb(), stack.neo4j()]),
+        "{plan}"
+    );
+    let sv = stack_snapshot(&env, &["--neo4j-mode", "volume"]);
+    assert_eq!(part_names(&sv), [volume_mode::VOLUME, PG], "{sv}");
+    let phases: Vec<&str> = sv["pause_phases"]
+        .as_array()
+        .expect("pause_phases")
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect();
+    assert!(phases.contains(&"stop neo4j"), "{phases:?}");
+    assert!(phases.contains(&"start neo4j"), "{phases:?}");
+    assert!(!phases.contains(&"stop neo4j database"), "{phases:?}");
+    stack.settle();
+    assert_eq!(stack.graph_records(), graph_a, "the graph serves again");
+    let dir = restore_to(&env, &id_of(&sv), "sv");
+    assert_eq!(
+        volume_mode::tar_volume(&dir.join(volume_mode::VOLUME)),
+        volume_mode::running_volume(&stack),
+        "the part is the stopped server's volume"
+    );
     println!(
-        "enterprise, database stopped for the dump: pause {} ms, whole test {:.1} s",
+        "enterprise, database stopped for the dump: pause {} ms; volume mode, server stopped: pause {} ms; whole test {:.1} s",
         s1["pause_ms"],
+        sv["pause_ms"],
         started.elapsed().as_secs_f64()
     );
 }

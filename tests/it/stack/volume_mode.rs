@@ -2,7 +2,7 @@
 
 use super::*;
 
-const VOLUME: &str = "neo4j.volume.tar";
+pub(super) const VOLUME: &str = "neo4j.volume.tar";
 
 /// The neo4j service's version from the environment, so that a test can recreate the
 /// container as another version over the same volumes.
@@ -20,13 +20,13 @@ fn volume_files(dir_listing: &str) -> BTreeMap<String, String> {
 }
 
 /// The data volume's files as the running container holds them.
-fn running_volume(stack: &Stack) -> BTreeMap<String, String> {
+pub(super) fn running_volume(stack: &Stack) -> BTreeMap<String, String> {
     let script = "cd /data && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum";
     volume_files(&docker(&["exec", &stack.neo4j(), "sh", "-c", script]))
 }
 
 /// The files of the tar `restore --to` wrote, unpacked by the host's tar.
-fn tar_volume(tar: &Path) -> BTreeMap<String, String> {
+pub(super) fn tar_volume(tar: &Path) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new("tar")
         .arg("-xf")
@@ -270,53 +270,5 @@ fn stack_volume_mode_failed_pass_commits_nothing() {
     let id = id_of(&s);
     let dir = restore_to(&env, &id, "s");
     stack.settle();
-    assert_eq!(tar_volume(&dir.join(VOLUME)), running_volume(&stack));
-}
-
-/// Volume mode needs the server stopped, so on Enterprise (whose dump mode keeps it running
-/// and stops only the database) it stops the container: the plan says so, the pause stops
-/// and starts Neo4j, and the part is the stopped store's volume.
-#[test]
-fn stack_volume_mode_stops_an_enterprise_server() {
-    let Some(_turn) = docker_test("stack_volume_mode_stops_an_enterprise_server") else {
-        return;
-    };
-    let stack = Stack::up_layered(
-        "volent",
-        Variant::Postgres,
-        &["compose.enterprise.yaml"],
-        None,
-    );
-    stack.graph(&["graph-write", "movie:1", "The Matrix"]);
-    stack.settle();
-    let env = Env::new();
-    let plan = rbk_ok(
-        &env,
-        &["--json", "snapshot", "--dry-run", "--neo4j-mode", "volume"],
-    )
-    .json();
-    assert_eq!(
-        plan["stops"],
-        serde_json::json!([stack.rushdb(), stack.neo4j()]),
-        "{plan}"
-    );
-    let s = stack_snapshot(&env, &["--neo4j-mode", "volume"]);
-    assert_eq!(part_names(&s), [VOLUME, PG], "{s}");
-    let phases: Vec<&str> = s["pause_phases"]
-        .as_array()
-        .expect("pause_phases")
-        .iter()
-        .filter_map(|p| p["phase"].as_str())
-        .collect();
-    assert!(phases.contains(&"stop neo4j"), "{phases:?}");
-    assert!(phases.contains(&"start neo4j"), "{phases:?}");
-    assert!(!phases.contains(&"stop neo4j database"), "{phases:?}");
-    stack.settle();
-    assert_contains(
-        &stack.graph_records(),
-        "movie:1\tThe Matrix",
-        "the graph serves again",
-    );
-    let dir = restore_to(&env, &id_of(&s), "s");
     assert_eq!(tar_volume(&dir.join(VOLUME)), running_volume(&stack));
 }
