@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crate::parts::CODEC_PIECES;
 use crate::progress::Unit;
 use crate::source::kind::graph_volume::{Neo4jVolume, PART};
-use crate::source::scan::{Entry, EntryKey, ScanStats};
+use crate::source::scan::{Entry, EntryKey, ScanStats, VolumeScan};
 use crate::stack::names::label;
 use crate::store::manifest::Part;
 use crate::store::pieces::Piece;
@@ -16,6 +16,9 @@ use crate::store::writer::SnapshotWriter;
 
 /// What the pre-copy stored: each reusable entry's piece, by what identifies the file.
 pub(crate) struct PreCopy {
+    /// The scan it ran, which the paused pass runs again: the same route to the volume
+    /// (this host or a one-off), found once.
+    scanner: VolumeScan,
     pieces: HashMap<EntryKey, Piece>,
     pub stats: ScanStats,
     pub ms: u64,
@@ -35,8 +38,8 @@ pub(crate) fn pre_copy(
         .progress()
         .task("pre-copy neo4j volume", Unit::Bytes, None);
     let mut pieces = HashMap::new();
-    let stats = volume
-        .scanner(rt)
+    let scanner = volume.scanner(rt);
+    let stats = scanner
         .scan(rt, true, &|_| false, &mut |entry| {
             if let Entry::Read { key, bytes } = entry {
                 let piece = writer.add_piece(bytes, task.as_ref())?;
@@ -49,6 +52,7 @@ pub(crate) fn pre_copy(
         })
         .context("pre-copy of the Neo4j data volume (stack running)")?;
     Ok(PreCopy {
+        scanner,
         pieces,
         stats,
         ms: began.elapsed().as_millis() as u64,
@@ -90,8 +94,8 @@ pub(crate) fn paused_pass(
     // In stream order: a pre-copy piece by key, or the index of one read now.
     let mut order: Vec<Result<&EntryKey, usize>> = Vec::new();
     let known = |k: &EntryKey| pre.pieces.contains_key(k);
-    let stats = volume
-        .scanner(rt)
+    let stats = pre
+        .scanner
         .scan(rt, false, &known, &mut |entry| {
             match entry {
                 Entry::Unchanged(key) => {

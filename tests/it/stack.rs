@@ -674,6 +674,16 @@ pub fn part_names(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The names of a snapshot report's pause phases, in order.
+pub fn phase_names(v: &Value) -> Vec<&str> {
+    v["pause_phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pause_phases in {v}"))
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect()
+}
+
 /// `rbk restore ID --to DIR`, which must succeed; the directory.
 pub fn restore_to(env: &Env, id: &str, name: &str) -> PathBuf {
     let dir = env.path(name);

@@ -174,12 +174,7 @@ fn stack_enterprise_stops_only_the_database_and_restores() {
     );
     let sv = stack_snapshot(&env, &["--neo4j-mode", "volume"]);
     assert_eq!(part_names(&sv), [volume_mode::VOLUME, PG], "{sv}");
-    let phases: Vec<&str> = sv["pause_phases"]
-        .as_array()
-        .expect("pause_phases")
-        .iter()
-        .filter_map(|p| p["phase"].as_str())
-        .collect();
+    let phases = phase_names(&sv);
     assert!(phases.contains(&"stop neo4j"), "{phases:?}");
     assert!(phases.contains(&"start neo4j"), "{phases:?}");
     assert!(!phases.contains(&"stop neo4j database"), "{phases:?}");

@@ -112,12 +112,7 @@ fn stack_volume_mode_round_trip() {
         "{scan1}"
     );
     assert!(scan1["bytes_read"].as_u64() > Some(0), "{scan1}");
-    let phases: Vec<&str> = s1["pause_phases"]
-        .as_array()
-        .expect("pause_phases")
-        .iter()
-        .filter_map(|p| p["phase"].as_str())
-        .collect();
+    let phases = phase_names(&s1);
     assert!(phases.contains(&"archive neo4j volume"), "{phases:?}");
     assert!(!phases.contains(&"dump neo4j"), "{phases:?}");
     assert_eq!(stack.oneoffs(), Vec::<String>::new(), "no one-off left");
