@@ -22,6 +22,20 @@ pub struct Server {
     pub version: Option<String>,
 }
 
+impl Server {
+    /// What the manifest records of it: image, edition, version.
+    pub fn labels(&self) -> Vec<(String, String)> {
+        let mut l = vec![
+            (LABEL_IMAGE.into(), self.container.image.clone()),
+            (LABEL_EDITION.into(), self.edition.name().into()),
+        ];
+        if let Some(v) = &self.version {
+            l.push((LABEL_VERSION.into(), v.clone()));
+        }
+        l
+    }
+}
+
 pub struct Neo4jDump {
     /// A one-off container of the Neo4j service (the database is stopped either way:
     /// `neo4j-admin` refuses one in use), or this host.
@@ -55,17 +69,7 @@ impl StoreKind for Neo4jDump {
     }
 
     fn labels(&self) -> Vec<(String, String)> {
-        let Some(s) = &self.server else {
-            return Vec::new();
-        };
-        let mut l = vec![
-            (LABEL_IMAGE.into(), s.container.image.clone()),
-            (LABEL_EDITION.into(), s.edition.name().into()),
-        ];
-        if let Some(v) = &s.version {
-            l.push((LABEL_VERSION.into(), v.clone()));
-        }
-        l
+        self.server.as_ref().map(Server::labels).unwrap_or_default()
     }
 
     fn plan(&self) -> String {

@@ -8,7 +8,7 @@
 
 use anyhow::{Result, bail};
 
-use super::graph::{LABEL_EDITION, LABEL_IMAGE, LABEL_VERSION, Server};
+use super::graph::{LABEL_VERSION, Server};
 use super::volume::unpack;
 use super::{PartFeed, RestoreSteps, Role, StoreKind, Stream};
 use crate::parts::CODEC_PIECES;
@@ -81,16 +81,9 @@ impl StoreKind for Neo4jVolume {
     }
 
     fn labels(&self) -> Vec<(String, String)> {
-        let s = &self.server;
-        let mut l = vec![
-            (LABEL_IMAGE.into(), s.container.image.clone()),
-            (LABEL_EDITION.into(), s.edition.name().into()),
-            (LABEL_MODE.into(), "volume".into()),
-            (LABEL_STORE_FORMAT.into(), self.store_format()),
-        ];
-        if let Some(v) = &s.version {
-            l.push((LABEL_VERSION.into(), v.clone()));
-        }
+        let mut l = self.server.labels();
+        l.push((LABEL_MODE.into(), "volume".into()));
+        l.push((LABEL_STORE_FORMAT.into(), self.store_format()));
         l
     }
 
