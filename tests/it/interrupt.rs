@@ -245,19 +245,20 @@ fn ctrl_c_on_a_pipeline_into_stdin_saves_nothing() {
     let before = repo_state(&env);
     // The pipeline's process group, as a shell with job control makes one: the producer
     // leads it, rbk joins it.
-    let mut producer = Command::new("sh")
+    let mut producer = Command::new("sh");
+    producer
         .arg("-c")
         .arg(format!("cat '{}'; exec sleep 600", big.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("producer");
+        .process_group(0);
+    let mut producer = as_a_terminal_job(producer).spawn().expect("producer");
     let group = producer.id() as i32;
     let _guard = KillGroup(group);
     let mut rbk = env.cmd(&["snapshot", "--stdin", "piped.bin"]);
     rbk.stdin(producer.stdout.take().expect("stdout"))
         .process_group(group);
+    let rbk = as_a_terminal_job(rbk);
     let ctrl_c = (libc::SIGINT, To::Group(group));
     let r = signal_once_packed(&env, rbk, ctrl_c, "Ctrl-C, producer | rbk", |_| {});
     let _ = producer.wait();
@@ -300,6 +301,22 @@ fn a_signal_during_a_command_ends_its_producer() {
         );
         assert_stopped_cleanly(&env, &r, &before, name, "endless.bin", "--command");
     }
+}
+
+/// A job of an interactive shell starts with SIGINT at its default action. A test runner
+/// started in the background of a shell without job control (`cmd &`, as CI runners often
+/// are) passes SIGINT on ignored, and an ignored signal stays ignored across `exec`: the
+/// producer's `sleep 600` would outlive the Ctrl-C it is meant to die of.
+fn as_a_terminal_job(mut c: Command) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe and changes only the child's own disposition.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    c
 }
 
 struct KillGroup(i32);
