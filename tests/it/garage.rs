@@ -5,12 +5,13 @@
 //! into the containers: the test image and this host are the same Debian release. The S3
 //! API of every node is reached at its address on the network, from this host.
 //! `RBK_SKIP_GARAGE=1` skips the tests on a machine without it; otherwise its absence fails.
+//! One cluster runs at a time, beside the stack tests (`turn_of` with a lock of its own).
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::stack::{IMAGE, docker, docker_out, docker_turn, inspect};
+use crate::stack::{IMAGE, docker, docker_out, inspect, turn_of};
 
 /// The S3 API port, RPC port and admin port inside each container.
 const S3_PORT: u16 = 3900;
@@ -61,7 +62,11 @@ impl Garage {
             }
             Err(why) => panic!("{name} needs Garage: {why}; or set RBK_SKIP_GARAGE=1 to skip"),
         };
-        let turn = docker_turn(&name)?;
+        // One cluster at a time (two would share the machine's two cores), but beside the
+        // stack tests: a cluster is its own containers on its own network, and no stack test
+        // looks at either.
+        static CLUSTERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let turn = turn_of(&CLUSTERS, &name)?;
         remove_stale();
         let id = format!("rbkgarage_{}_{}", test, std::process::id());
         let mut g = Garage {

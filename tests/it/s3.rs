@@ -150,8 +150,11 @@ fn s3_stack_parts_round_trip() {
 /// One node of three stopped while a snapshot uploads, and still down for the restore:
 /// writes and reads keep their quorum (2 of 3), nothing is lost, and the node serves the
 /// snapshot once back.
+///
+/// Named to sort last among the S3 tests: the longest of them, it then runs beside the
+/// first stack tests (libtest starts tests in name order, and each family holds its own lock).
 #[test]
-fn s3_one_node_down_loses_nothing() {
+fn s3_with_one_node_down_nothing_is_lost() {
     let Some(g) = Garage::start("one_down") else {
         return;
     };

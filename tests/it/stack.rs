@@ -5,6 +5,7 @@
 //! one at a time (a process-wide lock): the machine has two cores, several of the checks are
 //! about timing (a pause window, a signal that lands mid-dump), and rbk finds the stack by the
 //! `rushdb` service label when no project is given, which a second stack would make ambiguous.
+//! The Garage clusters of the S3 tests take a lock of their own and may run beside them.
 //! The harness uses the docker and docker-compose CLIs to set up and to look; rbk itself talks
 //! to the engine API. `RBK_SKIP_DOCKER=1` skips them (for developers without Docker).
 
@@ -78,13 +79,20 @@ pub fn docker_test(name: &str) -> Option<MutexGuard<'static, ()>> {
 /// at a time, taken after making sure the image exists. `None` means Docker tests are
 /// switched off; `name` is the test's path, for the message saying so.
 pub fn docker_turn(name: &str) -> Option<MutexGuard<'static, ()>> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    turn_of(&SERIAL, name)
+}
+
+/// The turn of a test that holds `lock`, taken after making sure the image exists; `None`
+/// means Docker tests are switched off. Tests that touch nothing of each other's (the Garage
+/// clusters and the stacks, say) take different locks and may run side by side.
+pub fn turn_of(lock: &'static Mutex<()>, name: &str) -> Option<MutexGuard<'static, ()>> {
     if std::env::var("RBK_SKIP_DOCKER").as_deref() == Ok("1") {
         eprintln!("{name}: skipped (RBK_SKIP_DOCKER=1)");
         return None;
     }
-    static SERIAL: Mutex<()> = Mutex::new(());
     // A test that failed while holding the lock poisons it; the next one may still run.
-    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
     build_image();
     Some(guard)
 }
