@@ -44,7 +44,7 @@ fn garage_bin() -> Result<PathBuf, String> {
         return Ok(cached);
     }
     Err(format!(
-        "no garage binary at {} (cargo install --locked garage --root ~/.cache/rbk-ci/garage, as .ci/run does; or set RBK_GARAGE)",
+        "no garage binary at {} (cargo install --locked garage --no-default-features --features sqlite,bundled-libs --root ~/.cache/rbk-ci/garage, as .ci/run does; or set RBK_GARAGE)",
         cached.display()
     ))
 }
