@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::codec::neo4j_dump::DumpWriter;
+use crate::codec::neo4j_dump::{Compression, DumpWriter};
 use crate::partial::Partial;
 pub use crate::partial::RestoringInto;
 use crate::parts::{CODEC_NEO4J_DUMP, CODEC_PIECES, CODEC_RAW, decode_envelope, safe_file_name};
@@ -19,16 +19,6 @@ pub mod drill;
 mod feed;
 pub mod host;
 pub mod stack;
-
-/// zstd level for re-encoded dumps. A restored dump is read once by `neo4j-admin database
-/// load`, in a stack restore straight from a pipe while the stack is down, so its writing
-/// speed is downtime and its size costs nothing. At -1000 zstd finds almost no matches and
-/// writes raw blocks (still one checksummed frame, window under 2^27, which `load` reads
-/// like any other) at about 1.5 GB/s on one core: measured on the 1.6 GB bench store
-/// (medians of 5), the dump restores in 2.3 s against 2.0 s for the same tar (level 1 on
-/// four workers took 3.9 s, 133 MiB RSS, against 117 MiB now), and the file is about the
-/// size of the tar (545 MB at level 1).
-pub(crate) const DUMP_LEVEL: i32 = -1000;
 
 #[derive(Debug, Clone)]
 pub struct RestoredPart {
@@ -148,7 +138,9 @@ pub(crate) fn write_part(
         CODEC_NEO4J_DUMP => {
             let envelope = decode_envelope(&part.envelope)
                 .context("the dump envelope in the manifest is malformed")?;
-            let mut dump = DumpWriter::new(out, &envelope, DUMP_LEVEL)?;
+            // Not compressed: `load` reads it once, often from a pipe while the stack is down,
+            // so its writing speed is downtime and its size costs nothing (`stored.rs`).
+            let mut dump = DumpWriter::new(out, &envelope, Compression::Stored)?;
             repo.restore_stream(index, &part.stored, &part.name, &mut dump, task)?;
             dump.finish()?;
         }

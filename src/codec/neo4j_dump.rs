@@ -22,13 +22,14 @@
 
 mod frames;
 mod reader;
+mod stored;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
 pub use reader::{DumpReader, Replay};
-pub use writer::{DumpBuilder, DumpWriter, build_dump};
+pub use writer::{Compression, DumpBuilder, DumpWriter, build_dump};
 
 use std::io::{self, BufRead, Read};
 

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::Command;
 
-use rbk::codec::neo4j_dump::{DumpFormat, DumpWriter};
+use rbk::codec::neo4j_dump::{Compression, DumpFormat, DumpWriter};
 use serde_json::Value;
 
 use crate::util::*;
@@ -48,7 +48,7 @@ fn sqlite_file(env: &Env, name: &str) -> Vec<u8> {
 fn dump_with_a_cut_tar() -> Vec<u8> {
     let whole = build_dump(DumpFormat::Dzv1Zstd, &store_files(7, 1));
     let (envelope, tar) = decode_dump(&whole);
-    let mut w = DumpWriter::new(Vec::new(), &envelope, 3).expect("writer");
+    let mut w = DumpWriter::new(Vec::new(), &envelope, Compression::Level(3)).expect("writer");
     w.write_all(&tar[..tar.len() / 2]).expect("write");
     w.finish().expect("finish")
 }

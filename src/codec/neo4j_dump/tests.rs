@@ -152,15 +152,23 @@ fn assert_plain(input: &[u8]) {
     }
 }
 
-/// Re-encodes a decoded dump and checks the result decodes to the same envelope and tar.
+/// Re-encodes a decoded dump at the format's default level and as a restore does (stored),
+/// checks that both decode to the same envelope and tar, and returns the restore's.
 fn reencode(envelope: &Envelope, tar: &[u8]) -> Vec<u8> {
-    let mut w = DumpWriter::new(Vec::new(), envelope, envelope.format.default_level()).unwrap();
-    w.write_all(tar).unwrap();
-    let dump = w.finish().unwrap();
-    let (env2, tar2) = sniff_all(&dump[..]);
-    assert_eq!(env2.as_ref(), Some(envelope));
-    assert!(tar2.unwrap() == tar, "re-encoded dump decodes differently");
-    dump
+    let level = Compression::Level(envelope.format.default_level());
+    let mut dumps = [level, Compression::Stored].map(|compression| {
+        let mut w = DumpWriter::new(Vec::new(), envelope, compression).unwrap();
+        w.write_all(tar).unwrap();
+        let dump = w.finish().unwrap();
+        let (env2, tar2) = sniff_all(&dump[..]);
+        assert_eq!(env2.as_ref(), Some(envelope), "{compression:?}");
+        assert!(
+            tar2.unwrap() == tar,
+            "re-encoded dump decodes differently ({compression:?})"
+        );
+        dump
+    });
+    std::mem::take(&mut dumps[1])
 }
 
 /// What a zstd frame header and block walk tell (RFC 8878, sections 3.1.1.1 to 3.1.1.2).
@@ -653,12 +661,12 @@ fn writer_checks_envelope_and_builder_checks_counts() {
         format: DumpFormat::Dzv1Zstd,
         header: None,
     };
-    assert!(DumpWriter::new(Vec::new(), &zstd_without_header, 3).is_err());
+    assert!(DumpWriter::new(Vec::new(), &zstd_without_header, Compression::Level(3)).is_err());
     let gzip_with_header = Envelope {
         format: DumpFormat::LegacyGzip,
         header: Envelope::new(DumpFormat::LegacyZstd, 0, 0).header,
     };
-    assert!(DumpWriter::new(Vec::new(), &gzip_with_header, 6).is_err());
+    assert!(DumpWriter::new(Vec::new(), &gzip_with_header, Compression::Stored).is_err());
 
     let mut b = DumpBuilder::new(Vec::new(), DumpFormat::Dzv1Zstd, 2, 10, 3).unwrap();
     b.append_file("./neostore", 10, &[0u8; 10][..]).unwrap();
@@ -666,8 +674,8 @@ fn writer_checks_envelope_and_builder_checks_counts() {
     // Levels outside a codec's range are clamped, not refused.
     for format in DumpFormat::ALL {
         let env = Envelope::new(format, 0, 0);
-        for level in [-1000, 1000] {
-            DumpWriter::new(Vec::new(), &env, level)
+        for compression in [-1000, 1000].map(Compression::Level) {
+            DumpWriter::new(Vec::new(), &env, compression)
                 .unwrap()
                 .finish()
                 .unwrap();

@@ -3,11 +3,25 @@
 use std::io::{self, Read, Write};
 
 use super::super::tar::TarBuilder;
+use super::stored::StoredFrame;
 use super::{DumpFormat, Envelope};
 
 enum Encoder<W: Write> {
     Zstd(zstd::stream::write::Encoder<'static, W>),
+    Stored(StoredFrame<W>),
     Gzip(flate2::write::GzEncoder<W>),
+}
+
+/// How a [`DumpWriter`] compresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// The codec's own level, clamped to its range: zstd's (3 is what Neo4j uses; every zstd
+    /// level keeps the window at or under 2^27, the limit decoders accept by default) or
+    /// gzip's 0..=9.
+    Level(i32),
+    /// Not at all, at the speed of a copy: zstd formats get one frame of raw blocks
+    /// (`stored.rs`), gzip formats level 0.
+    Stored,
 }
 
 /// Writes a dump: the format's magic, then one compressed stream holding the envelope header
@@ -21,11 +35,9 @@ pub struct DumpWriter<W: Write> {
 impl<W: Write> DumpWriter<W> {
     /// Starts a dump in `envelope.format`, writing its magic and, for zstd, its header.
     ///
-    /// `level` is the codec's own level, clamped to its range: zstd's (3 is what Neo4j uses;
-    /// every zstd level keeps the window at or under 2^27, the limit decoders accept by
-    /// default) or gzip's 0..=9. The zstd frame carries a content checksum, like Neo4j's.
-    /// Fails with `InvalidInput` if the envelope's header does not match its format.
-    pub fn new(mut w: W, envelope: &Envelope, level: i32) -> io::Result<Self> {
+    /// A zstd frame carries a content checksum, like Neo4j's. Fails with `InvalidInput` if the
+    /// envelope's header does not match its format.
+    pub fn new(mut w: W, envelope: &Envelope, compression: Compression) -> io::Result<Self> {
         let format = envelope.format;
         let header = match (format.is_zstd(), envelope.header) {
             (true, Some(h)) => Some(h),
@@ -44,21 +56,25 @@ impl<W: Write> DumpWriter<W> {
         if let Some(magic) = format.magic() {
             w.write_all(magic)?;
         }
-        let encoder = if format.is_zstd() {
-            let range = zstd::compression_level_range();
-            let level = level.clamp(*range.start(), *range.end());
-            let mut e = zstd::stream::write::Encoder::new(w, level)?;
-            e.include_checksum(true)?;
-            // One thread: at the restore's level (`restore::DUMP_LEVEL`) one core writes
-            // faster than the restore delivers, and zstd's workers would only add their
-            // buffers (about 25 MiB) to the restore's memory.
-            Encoder::Zstd(e)
-        } else {
-            let level = level.clamp(0, 9) as u32;
-            Encoder::Gzip(flate2::write::GzEncoder::new(
-                w,
-                flate2::Compression::new(level),
-            ))
+        let encoder = match (format.is_zstd(), compression) {
+            (true, Compression::Stored) => Encoder::Stored(StoredFrame::new(w)?),
+            (true, Compression::Level(level)) => {
+                let range = zstd::compression_level_range();
+                let level = level.clamp(*range.start(), *range.end());
+                let mut e = zstd::stream::write::Encoder::new(w, level)?;
+                e.include_checksum(true)?;
+                Encoder::Zstd(e)
+            }
+            (false, compression) => {
+                let level = match compression {
+                    Compression::Level(level) => level.clamp(0, 9) as u32,
+                    Compression::Stored => 0,
+                };
+                Encoder::Gzip(flate2::write::GzEncoder::new(
+                    w,
+                    flate2::Compression::new(level),
+                ))
+            }
         };
         let mut writer = DumpWriter { encoder };
         if let Some(h) = header {
@@ -71,6 +87,7 @@ impl<W: Write> DumpWriter<W> {
     pub fn finish(self) -> io::Result<W> {
         let mut w = match self.encoder {
             Encoder::Zstd(e) => e.finish()?,
+            Encoder::Stored(e) => e.finish()?,
             Encoder::Gzip(e) => e.finish()?,
         };
         w.flush()?;
@@ -82,6 +99,7 @@ impl<W: Write> Write for DumpWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.encoder {
             Encoder::Zstd(e) => e.write(buf),
+            Encoder::Stored(e) => e.write(buf),
             Encoder::Gzip(e) => e.write(buf),
         }
     }
@@ -89,6 +107,7 @@ impl<W: Write> Write for DumpWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.encoder {
             Encoder::Zstd(e) => e.flush(),
+            Encoder::Stored(e) => e.flush(),
             Encoder::Gzip(e) => e.flush(),
         }
     }
@@ -115,7 +134,7 @@ impl<W: Write> DumpBuilder<W> {
     ) -> io::Result<Self> {
         let envelope = Envelope::new(format, file_count, byte_count);
         Ok(DumpBuilder {
-            tar: TarBuilder::new(DumpWriter::new(w, &envelope, level)?),
+            tar: TarBuilder::new(DumpWriter::new(w, &envelope, Compression::Level(level))?),
             format,
             declared: (file_count, byte_count),
         })
