@@ -10,13 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-60}
-export RUSTC_BOOTSTRAP=1
 
 # Seeds: the plaintext of real config, key, index, snapshot, lock, deletion-record,
 # verification-record and list files, pack headers, real and generated Neo4j dumps
-# (tests/it/fuzz_seeds.rs).
+# (tests/it/fuzz_seeds.rs). Built as `cargo test --release` builds it, so that it reuses that
+# build: RUSTC_BOOTSTRAP is part of every crate's fingerprint, and set here it would rebuild
+# the whole project.
 RBK_FUZZ_SEEDS="$PWD/fuzz/corpus" cargo test --release --test it fuzz_seeds -- --quiet
 
+export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 for target in decode_files neo4j_dump chunker_roundtrip; do
   echo "== $target: ${SECONDS_PER_TARGET} s"
