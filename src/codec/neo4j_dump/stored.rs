@@ -141,6 +141,10 @@ mod tests {
     fn the_header_declares_a_small_window() {
         let frame = stored(b"abc", 3);
         assert_eq!(&frame[..4], &MAGIC.to_le_bytes());
+        // Window_Descriptor (RFC 8878, 3.1.1.1.2): 2^(10 + exponent) plus mantissa eighths.
+        let (exponent, mantissa) = (u32::from(frame[5] >> 3), u64::from(frame[5] & 7));
+        let base = 1u64 << (10 + exponent);
+        assert_eq!(base + base / 8 * mantissa, BLOCK as u64);
         let params = zstd::zstd_safe::get_frame_content_size(&frame).unwrap();
         assert_eq!(params, None, "no content size is declared");
         assert_eq!(
