@@ -364,11 +364,8 @@ fn report(rows: &[Row], rate: u64, change: f64) {
         let unchanged_limit = r.unchanged.restart_ms() as f64 + 1000.0 * store_gb / 2.0;
         let changed_gb = store_gb * change / 100.0;
         let changed_limit = c.restart_ms() as f64 + 2000.0 * changed_gb;
-        let files_read = c
-            .scan
-            .as_ref()
-            .and_then(|s| s["bytes_read"].as_u64())
-            .unwrap_or(0);
+        let scanned = |field: &str| c.scan.as_ref().and_then(|s| s[field].as_u64()).unwrap_or(0);
+        let (files_read, reused) = (scanned("bytes_read"), scanned("bytes_read_reused"));
         verdicts.push(format!(
             "{}G unchanged: pause {} s <= restart {} s + 1 s per 2 GB ({:.1} s): {}",
             r.gb,
@@ -378,7 +375,7 @@ fn report(rows: &[Row], rate: u64, change: f64) {
             pass(r.unchanged.pause_ms as f64 <= unchanged_limit)
         ));
         verdicts.push(format!(
-            "{}G {change}% changed: pause {} s <= restart {} s + 2 s per GB changed ({:.2} s): {}; the paused pass read {:.2} GB of changed files again ({:.1} s per GB read)",
+            "{}G {change}% changed: pause {} s <= restart {} s + 2 s per GB changed ({:.2} s): {}; the paused pass read {:.2} GB of changed files again ({:.2} s per GB read), {:.1}% of it stored as the pre-copy's chunks",
             r.gb,
             secs(c.pause_ms),
             secs(c.restart_ms()),
@@ -386,6 +383,7 @@ fn report(rows: &[Row], rate: u64, change: f64) {
             pass(c.pause_ms as f64 <= changed_limit),
             files_read as f64 / 1e9,
             c.graph_ms as f64 / 1000.0 / (files_read as f64 / 1e9).max(1e-9),
+            100.0 * reused as f64 / files_read.max(1) as f64,
         ));
         verdicts.push(format!(
             "{}G day-2 growth {:.2}% of the store for a {change}% change: {}",

@@ -32,6 +32,7 @@ pub mod repair;
 pub mod repo;
 pub mod stats;
 pub mod time;
+pub mod treehash;
 pub mod verification;
 pub mod writer;
 

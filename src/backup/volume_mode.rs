@@ -1,4 +1,4 @@
-//! Neo4j volume mode into the repository: the pre-copy stores the data volume's entries as pieces while the stack runs, and the paused pass makes the part from them, reading again only the entries that changed.
+//! Neo4j volume mode into the repository: the pre-copy stores the data volume's entries as pieces while the stack runs, and the paused pass makes the part from them, reading again only the entries that changed and storing those against their earlier pieces.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,12 +14,15 @@ use crate::store::manifest::Part;
 use crate::store::pieces::Piece;
 use crate::store::writer::SnapshotWriter;
 
-/// What the pre-copy stored: each reusable entry's piece, by what identifies the file.
+/// What the pre-copy stored: each file's piece, by what identifies the file (used unread
+/// if unchanged) and by path (what a changed file is stored against).
 pub(crate) struct PreCopy {
     /// The scan it ran, which the paused pass runs again: the same route to the volume
     /// (this host or a one-off), found once.
     scanner: VolumeScan,
-    pieces: HashMap<EntryKey, Piece>,
+    pieces: Vec<Piece>,
+    by_key: HashMap<EntryKey, usize>,
+    by_path: HashMap<Vec<u8>, usize>,
     pub stats: ScanStats,
     pub ms: u64,
 }
@@ -37,15 +40,21 @@ pub(crate) fn pre_copy(
     let task = writer
         .progress()
         .task("pre-copy neo4j volume", Unit::Bytes, None);
-    let mut pieces = HashMap::new();
+    let (mut pieces, mut by_key, mut by_path) = (Vec::new(), HashMap::new(), HashMap::new());
     let scanner = volume.scanner(rt);
     let stats = scanner
         .scan(rt, true, &|_| false, &mut |entry| {
             if let Entry::Read { key, bytes } = entry {
                 let piece = writer.add_piece(bytes, task.as_ref())?;
                 task.advance(piece.size);
-                if let Some(key) = key.filter(|k| settled(k, listed_after)) {
-                    pieces.insert(key.clone(), piece);
+                if let Some(key) = key {
+                    // Whatever its times, its bytes are a fair guess at the file's next
+                    // read: `add_piece_like` checks every block before using one.
+                    by_path.insert(key.path.clone(), pieces.len());
+                    if settled(key, listed_after) {
+                        by_key.insert(key.clone(), pieces.len());
+                    }
+                    pieces.push(piece);
                 }
             }
             Ok(())
@@ -54,6 +63,8 @@ pub(crate) fn pre_copy(
     Ok(PreCopy {
         scanner,
         pieces,
+        by_key,
+        by_path,
         stats,
         ms: began.elapsed().as_millis() as u64,
     })
@@ -79,34 +90,54 @@ fn settled(key: &EntryKey, before: f64) -> bool {
     matches!((secs(&key.mtime), secs(&key.ctime)), (Some(m), Some(c)) if m < before && c < before)
 }
 
+/// What the paused pass read: the scan's figures, and how many bytes of the files it read
+/// again were their pre-copy chunks, used without being cut or sealed again.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PausedStats {
+    pub scan: ScanStats,
+    pub reused: u64,
+}
+
 /// The paused pass, server stopped: the data volume's part, from the pre-copy's pieces for
-/// the files unchanged since and from the volume for the rest.
+/// the files unchanged since and from the volume for the rest, each file read again stored
+/// against its pre-copy piece, so that only its changed blocks cost more than a hash.
 pub(crate) fn paused_pass(
     rt: &tokio::runtime::Handle,
     volume: &Neo4jVolume,
     writer: &SnapshotWriter<'_>,
     pre: &PreCopy,
-) -> Result<(Part, ScanStats)> {
+) -> Result<(Part, PausedStats)> {
     let task = writer
         .progress()
         .task("archive neo4j volume", Unit::Bytes, None);
     let mut read: Vec<Piece> = Vec::new();
-    // In stream order: a pre-copy piece by key, or the index of one read now.
-    let mut order: Vec<Result<&EntryKey, usize>> = Vec::new();
-    let known = |k: &EntryKey| pre.pieces.contains_key(k);
+    let mut reused = 0u64;
+    // In stream order: a pre-copy piece, or the index of one read now.
+    let mut order: Vec<Result<usize, usize>> = Vec::new();
+    let known = |k: &EntryKey| pre.by_key.contains_key(k);
     let stats = pre
         .scanner
         .scan(rt, false, &known, &mut |entry| {
             match entry {
                 Entry::Unchanged(key) => {
-                    // `known` said so; the key is the pre-copy's.
-                    if let Some((k, piece)) = pre.pieces.get_key_value(key) {
-                        task.advance(piece.size);
-                        order.push(Ok(k));
+                    // `known` said so.
+                    if let Some(&i) = pre.by_key.get(key) {
+                        task.advance(pre.pieces[i].size);
+                        order.push(Ok(i));
                     }
                 }
-                Entry::Read { bytes, .. } => {
-                    let piece = writer.add_piece(bytes, task.as_ref())?;
+                Entry::Read { key, bytes } => {
+                    let base = key
+                        .and_then(|k| pre.by_path.get(&k.path))
+                        .map(|&i| &pre.pieces[i]);
+                    let piece = match base {
+                        Some(base) => {
+                            let like = writer.add_piece_like(bytes, base, task.as_ref())?;
+                            reused += like.reused;
+                            like.piece
+                        }
+                        None => writer.add_piece(bytes, task.as_ref())?,
+                    };
                     task.advance(piece.size);
                     order.push(Err(read.len()));
                     read.push(piece);
@@ -118,7 +149,7 @@ pub(crate) fn paused_pass(
     let pieces: Vec<&Piece> = order
         .iter()
         .filter_map(|at| match at {
-            Ok(key) => pre.pieces.get(*key),
+            Ok(i) => pre.pieces.get(*i),
             Err(i) => read.get(*i),
         })
         .collect();
@@ -132,18 +163,25 @@ pub(crate) fn paused_pass(
         source_hash: stored.hash,
         stored,
     };
-    Ok((part, stats))
+    Ok((
+        part,
+        PausedStats {
+            scan: stats,
+            reused,
+        },
+    ))
 }
 
 /// The label `neo4j.volume_scan`: what the pre-copy read, and what the paused pass read
-/// again and used unread.
-pub(crate) fn scan_label(pre: &PreCopy, paused: &ScanStats) -> (String, String) {
+/// again, used unread, and used of the files it read again.
+pub(crate) fn scan_label(pre: &PreCopy, paused: &PausedStats) -> (String, String) {
     let value = serde_json::json!({
         "precopy_bytes": pre.stats.bytes_read,
-        "entries": paused.entries,
-        "unchanged": paused.unchanged,
-        "bytes_read": paused.bytes_read,
-        "bytes_unchanged": paused.bytes_unchanged,
+        "entries": paused.scan.entries,
+        "unchanged": paused.scan.unchanged,
+        "bytes_read": paused.scan.bytes_read,
+        "bytes_unchanged": paused.scan.bytes_unchanged,
+        "bytes_read_reused": paused.reused,
     });
     (label::VOLUME_SCAN.into(), value.to_string())
 }

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use blake3::hazmat::ChainingValue;
+
 use super::id::Id;
 
 /// The part codec of a pieced stream: restored byte for byte, verified piece by piece.
@@ -19,12 +21,16 @@ const TABLE_VERSION: u8 = 1;
 /// each entry takes up to 42 bytes.
 pub const MAX_PIECES: usize = 250_000;
 
-/// One piece as the writer stored it: its size, its plain BLAKE3, and its chunks in order.
+/// One piece as the writer stored it: its size, its plain BLAKE3, its chunks in order, and
+/// the BLAKE3 values of its 64 KiB blocks (`treehash.rs`), by which a later read of the
+/// same file finds what changed (`SnapshotWriter::add_piece_like`). Only size and hash
+/// are recorded; the rest lives as long as the writer's caller keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Piece {
     pub size: u64,
     pub hash: [u8; 32],
     pub chunks: Vec<(Id, u32)>,
+    pub blocks: Vec<ChainingValue>,
 }
 
 /// A piece as the manifest records it.

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use blake3::hazmat::ChainingValue;
 use rayon::prelude::*;
 
 use super::backend::Backend;
@@ -30,6 +31,7 @@ use super::pack::{PackBuilder, PackedBlob, read_header};
 use super::pieces::{MAX_PIECES, Piece, PieceRecord, encode_table, table_hash};
 use super::readahead;
 use super::repo::Repository;
+use super::treehash::TreeHasher;
 use crate::progress::Task;
 
 /// Bytes per segment handed from the reader thread to the sealers.
@@ -45,6 +47,8 @@ const PACKER_QUEUE: usize = 32;
 type SealedBlob = (BlobKind, Id, Vec<u8>);
 /// A chunk's id and length, and its sealed bytes when it is new.
 type Sealed = (Id, u32, Option<Vec<u8>>);
+/// A stream's size, hash, number of chunks, and its blocks' hashes if kept.
+type Chunked = (u64, [u8; 32], u64, Vec<ChainingValue>);
 
 /// Writes one snapshot. Dropping it without `commit` removes the packs it
 /// wrote, so a failed snapshot leaves nothing behind.
@@ -113,7 +117,7 @@ impl<'r> SnapshotWriter<'r> {
     pub fn add_stream<R: Read + Send>(&self, reader: R, task: &dyn Task) -> Result<StoredStream> {
         let mut list: Vec<(Id, u32)> = Vec::with_capacity(LIST_ENTRIES);
         let mut lists = Vec::new();
-        let (size, hash, chunks) = self.chunk_stream(reader, task, &mut |entry| {
+        let (size, hash, chunks, _) = self.chunk_stream(reader, false, task, &mut |entry| {
             list.push(entry);
             if list.len() == LIST_ENTRIES {
                 lists.push(self.store_list(&list, task)?);
@@ -139,11 +143,16 @@ impl<'r> SnapshotWriter<'r> {
     /// may use it again in a later stream of this writer.
     pub fn add_piece<R: Read + Send>(&self, reader: R, task: &dyn Task) -> Result<Piece> {
         let mut chunks = Vec::new();
-        let (size, hash, _) = self.chunk_stream(reader, task, &mut |entry| {
+        let (size, hash, _, blocks) = self.chunk_stream(reader, true, task, &mut |entry| {
             chunks.push(entry);
             Ok(())
         })?;
-        Ok(Piece { size, hash, chunks })
+        Ok(Piece {
+            size,
+            hash,
+            chunks,
+            blocks,
+        })
     }
 
     /// The stored stream made of `pieces` in order, and its part's envelope (the piece
@@ -195,13 +204,15 @@ impl<'r> SnapshotWriter<'r> {
     }
 
     /// Chunks, hashes, seals and packs a stream, handing each chunk's id and length to
-    /// `entry` in stream order. Returns its size, hash and number of chunks.
+    /// `entry` in stream order. Returns its size, hash, number of chunks and, if
+    /// `keep_blocks`, its blocks' hashes (`treehash.rs`).
     fn chunk_stream<R: Read + Send>(
         &self,
         reader: R,
+        keep_blocks: bool,
         task: &dyn Task,
         entry: &mut dyn FnMut((Id, u32)) -> Result<()>,
-    ) -> Result<(u64, [u8; 32], u64)> {
+    ) -> Result<Chunked> {
         let (seg_tx, seg_rx) = sync_channel(2);
         let chunker = self.chunker.clone();
         let (buf_tx, recycle, ahead) = readahead::channel();
@@ -222,7 +233,7 @@ impl<'r> SnapshotWriter<'r> {
                     }
                 }
             });
-            self.consume(seg_rx, task, entry)
+            self.consume(seg_rx, keep_blocks, task, entry)
         })
     }
 
@@ -233,10 +244,11 @@ impl<'r> SnapshotWriter<'r> {
     fn consume(
         &self,
         segments: Receiver<std::io::Result<super::chunker::Segment>>,
+        keep_blocks: bool,
         task: &dyn Task,
         entry: &mut dyn FnMut((Id, u32)) -> Result<()>,
-    ) -> Result<(u64, [u8; 32], u64)> {
-        let mut hasher = blake3::Hasher::new();
+    ) -> Result<Chunked> {
+        let mut hasher = TreeHasher::new(keep_blocks);
         let mut chunks = 0u64;
         let mut take = |sealed: Vec<Sealed>| -> Result<()> {
             for (id, len, blob) in sealed {
@@ -276,7 +288,8 @@ impl<'r> SnapshotWriter<'r> {
             }
             Ok(())
         })?;
-        Ok((size, *hasher.finalize().as_bytes(), chunks))
+        let (hash, blocks) = hasher.finalize();
+        Ok((size, hash, chunks, blocks))
     }
 
     /// The chunk's id, length, and its sealed bytes if no one has stored it yet.
@@ -631,6 +644,9 @@ impl Packer {
         }
     }
 }
+
+mod like;
+pub use like::PieceLike;
 
 #[cfg(test)]
 mod tests;

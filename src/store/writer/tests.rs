@@ -1,4 +1,4 @@
-//! The ingest pipeline seals several segments at once: results come back in stream order, and a chunk met by two segments in flight is stored once.
+//! The ingest pipeline seals several segments at once: results come back in stream order, and a chunk met by two segments in flight is stored once; pieces join streams, and a piece stored against an earlier one is the one a full read gives.
 
 use std::sync::Arc;
 
@@ -204,6 +204,7 @@ fn pieces_join_later_streams_unread_and_are_verified_one_by_one() {
         size: 5,
         hash: *blake3::hash(b"hello").as_bytes(),
         chunks: vec![(Id([9; 32]), 5)],
+        blocks: Vec::new(),
     };
     let err = writer.join_pieces(&[&pa, &foreign], &Silent).unwrap_err();
     assert!(err.to_string().contains("has not stored"), "{err}");
@@ -276,4 +277,107 @@ fn a_pieced_part_copied_across_chunkings_keeps_its_pieces() {
         restored(&to, &copied.parts[0]).expect("restored"),
         pieces.concat()
     );
+}
+
+/// Stores `new` against a piece of `old`, and checks that the result is the piece a full
+/// read of `new` gives, and that it restores. Returns the bytes used from the earlier piece.
+fn stored_like(repo: &Repository, old: &[u8], new: &[u8]) -> u64 {
+    let writer = SnapshotWriter::new(repo, Arc::new(repo.load_index().expect("index")));
+    let base = writer.add_piece(old, &Silent).expect("base piece");
+    let like = writer
+        .add_piece_like(new, &base, &Silent)
+        .expect("piece like");
+    let full = writer.add_piece(new, &Silent).expect("full piece");
+    // Compared whole, without printing megabytes of block hashes when they differ.
+    assert!(
+        like.piece == full,
+        "old {} new {}: {} of {} chunks differ, hash same {}",
+        old.len(),
+        new.len(),
+        like.piece
+            .chunks
+            .iter()
+            .zip(&full.chunks)
+            .filter(|(a, b)| a != b)
+            .count()
+            + like.piece.chunks.len().abs_diff(full.chunks.len()),
+        full.chunks.len(),
+        like.piece.hash == full.hash,
+    );
+    assert!(like.reused <= full.size);
+    let (stream, envelope) = writer.join_pieces(&[&like.piece], &Silent).expect("joined");
+    let part = pieced_part(stream, envelope);
+    writer
+        .commit(snapshot_of(vec![part.clone()]))
+        .expect("committed");
+    assert_eq!(restored(repo, &part).expect("restored"), new);
+    like.reused
+}
+
+/// A file read again in the pause: its piece is the one a full read gives, whatever
+/// changed (pages rewritten in place, a new header, growth, truncation, a shift), and the
+/// bytes that did not change come from the earlier piece without being cut or sealed.
+#[test]
+fn a_file_read_again_is_stored_against_its_earlier_piece() {
+    let repo = Repository::init_for_tests(Arc::new(MemoryBackend::default()));
+    let old = noise(40, 6_000_000);
+    let overwrite = |data: &mut Vec<u8>, at: usize, len: usize, seed: u64| {
+        data[at..at + len].copy_from_slice(&noise(seed, len));
+    };
+
+    // Unchanged: all but the last chunk (whose cut was the stream's end) reused.
+    let reused = stored_like(&repo, &old, &old);
+    assert!(reused >= old.len() as u64 - 256 * 1024, "{reused}");
+
+    // 1% of 8 KiB pages rewritten in runs of 8 pages, spread over the file.
+    let mut paged = old.clone();
+    for (i, at) in (0..old.len() - 65_536).step_by(1_000_000).enumerate() {
+        overwrite(&mut paged, at - at % 8192, 65_536, 50 + i as u64);
+    }
+    let reused = stored_like(&repo, &old, &paged);
+    // Each run costs at most its blocks and the chunks across their edges.
+    assert!(reused >= old.len() as u64 - 6 * 900_000, "{reused}");
+
+    // A tar header rewritten (new times), and the file grown by a page.
+    let mut header = old.clone();
+    overwrite(&mut header, 0, 512, 60);
+    header.extend_from_slice(&noise(61, 8192));
+    let reused = stored_like(&repo, &old, &header);
+    assert!(reused >= old.len() as u64 - 1_000_000, "{reused}");
+
+    // A file of whole blocks that grew: its last chunk was cut by its end, not by the
+    // chunker, and ends elsewhere in the longer file although its blocks are the same.
+    let whole = noise(41, 64 * 65_536);
+    let grown = [&whole[..], &noise(42, 100_000)].concat();
+    assert!(stored_like(&repo, &whole, &grown) >= whole.len() as u64 - 256 * 1024);
+
+    // Truncated, shifted by one byte, emptied, and from nothing.
+    assert!(stored_like(&repo, &old, &old[..4_000_003]) > 3_000_000);
+    stored_like(&repo, &old, &[&[0u8][..], &old].concat());
+    assert_eq!(stored_like(&repo, &old, &[]), 0);
+    assert_eq!(stored_like(&repo, &[], &old), 0);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever the edits, the piece is the one a full read gives (`stored_like` checks).
+    #[test]
+    fn a_piece_like_an_earlier_one_is_the_full_reads_piece(
+        len in 0usize..1_500_000,
+        edits in proptest::collection::vec((0.0f64..1.0, 1usize..100_000, 0u64..1000), 0..6),
+        resize in -300_000i64..300_000,
+    ) {
+        let repo = Repository::init_for_tests(Arc::new(MemoryBackend::default()));
+        let old = noise(7, len);
+        let mut new = old.clone();
+        for (at, n, seed) in edits {
+            let at = (at * new.len() as f64) as usize;
+            let n = n.min(new.len() - at);
+            new[at..at + n].copy_from_slice(&noise(seed, n));
+        }
+        let size = (new.len() as i64 + resize).max(0) as usize;
+        new.resize(size, 0xA5);
+        stored_like(&repo, &old, &new);
+    }
 }
