@@ -1,4 +1,4 @@
-//! Criterion benches of the store's primitives: chunker, keyed chunk ids, zstd, blob seal/open (MB/s).
+//! Criterion benches of the store's primitives: chunker, keyed chunk ids, zstd, blob seal/open, stream hashes (MB/s).
 //!
 //! Run: `cargo bench --bench primitives` (about a minute). Inputs are page-structured store
 //! data (8 KiB pages of 64-byte records, see `benches/common/pages.rs`), which is what rbk
@@ -12,6 +12,7 @@ use rbk::store::blob::BlobCodec;
 use rbk::store::chunker::Chunker;
 use rbk::store::config::ChunkerParams;
 use rbk::store::crypto::{Crypto, MasterKey};
+use rbk::store::treehash::TreeHasher;
 
 #[path = "common/pages.rs"]
 #[allow(dead_code)]
@@ -141,6 +142,43 @@ fn seal_open(c: &mut Criterion) {
     group.finish();
 }
 
+/// A stream's hash as the writer takes it (2 MiB segments): BLAKE3's own hasher against
+/// the tree of 64 KiB blocks that gives the same hash and keeps the blocks' values, on one
+/// thread and on rayon's.
+fn stream_hash(c: &mut Criterion) {
+    let data = page_data(STREAM, 3);
+    let mut group = c.benchmark_group("stream_hash");
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    group.bench_function("blake3_hasher_64MiB", |b| {
+        b.iter(|| {
+            let mut h = blake3::Hasher::new();
+            for segment in data.chunks(2 << 20) {
+                h.update(black_box(segment));
+            }
+            h.finalize()
+        })
+    });
+    group.bench_function("tree_hasher_64MiB", |b| {
+        b.iter(|| {
+            let mut h = TreeHasher::new(true);
+            for segment in data.chunks(2 << 20) {
+                h.update(black_box(segment));
+            }
+            h.finalize()
+        })
+    });
+    group.bench_function("tree_hasher_parallel_64MiB", |b| {
+        b.iter(|| {
+            let mut h = TreeHasher::new(true);
+            for window in data.chunks(8 << 20) {
+                h.update_parallel(black_box(window));
+            }
+            h.finalize()
+        })
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -152,6 +190,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = chunker, chunk_ids, zstd3, seal_open
+    targets = chunker, chunk_ids, zstd3, seal_open, stream_hash
 }
 criterion_main!(benches);
