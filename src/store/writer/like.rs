@@ -10,7 +10,7 @@
 //! chunk that reached the earlier piece's end is never used, as its cut was the end of
 //! that stream rather than a decision of the chunker.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use blake3::hazmat::ChainingValue;
 use rayon::prelude::*;
@@ -21,6 +21,7 @@ use crate::store::blob::BlobKind;
 use crate::store::error::{Result, StoreError};
 use crate::store::id::Id;
 use crate::store::pieces::Piece;
+use crate::store::readahead;
 use crate::store::treehash::{BLOCK, TreeHasher};
 
 /// Bytes read from the stream at a time.
@@ -46,9 +47,24 @@ impl SnapshotWriter<'_> {
     /// earlier read of the same bytes (the same file, before it changed) that this writer
     /// stored or found in the index. The chunk list, the hash and so the deduplication are
     /// those of `add_piece`; only the work differs. Every byte is read and hashed once.
-    pub fn add_piece_like<R: Read>(
+    pub fn add_piece_like<R: Read + Send>(
         &self,
-        mut reader: R,
+        reader: R,
+        base: &Piece,
+        task: &dyn Task,
+    ) -> Result<PieceLike> {
+        // Read on a thread of its own, so that the producer (tar, through a pipe) goes on
+        // while this one hashes: read and hashed in turn, a changed file took 0.75 s per GB.
+        let (buf_tx, recycle, ahead) = readahead::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(move || readahead::pump(reader, buf_tx, recycle));
+            self.store_like(ahead, base, task)
+        })
+    }
+
+    fn store_like(
+        &self,
+        mut reader: impl BufRead,
         base: &Piece,
         task: &dyn Task,
     ) -> Result<PieceLike> {
@@ -77,14 +93,22 @@ impl SnapshotWriter<'_> {
         loop {
             while !eof && read_to < start + lookahead {
                 let old = data.len();
-                // `read_to_end` fills spare capacity without zeroing it first.
-                let n = (&mut reader)
-                    .take(WINDOW as u64)
-                    .read_to_end(&mut data)
-                    .map_err(StoreError::Input)?;
-                eof = n == 0;
+                while data.len() - old < WINDOW {
+                    let available = match reader.fill_buf() {
+                        Ok(a) => a,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(StoreError::Input(e)),
+                    };
+                    if available.is_empty() {
+                        eof = true;
+                        break;
+                    }
+                    let n = available.len().min(WINDOW - (data.len() - old));
+                    data.extend_from_slice(&available[..n]);
+                    reader.consume(n);
+                }
                 hasher.update_parallel(&data[old..]);
-                read_to += n as u64;
+                read_to += (data.len() - old) as u64;
             }
             if start == read_to {
                 break;
