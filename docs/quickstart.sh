@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-rbk="$PWD/target/release/rbk"
+rbk="${CARGO_TARGET_DIR:-$PWD/target}/release/rbk"
 demo="$PWD/rbk-demo"
 rm -rf "$demo" && mkdir -p "$demo/input"
 
