@@ -19,16 +19,13 @@ SECONDS_PER_TARGET=${1:-60}
 RBK_FUZZ_SEEDS="$PWD/fuzz/corpus" cargo test --release --test it fuzz_seeds -- --quiet
 
 export RUSTC_BOOTSTRAP=1
-# RBK_FUZZ_TARGET_DIR: where the fuzz build goes (CI keeps it between runs); fuzz/target
-# by default.
-target_dir=(--target-dir "${RBK_FUZZ_TARGET_DIR:-$PWD/fuzz/target}")
-cargo fuzz build -O "${target_dir[@]}"
+cargo fuzz build -O
 for target in decode_files neo4j_dump chunker_roundtrip; do
   echo "== $target: ${SECONDS_PER_TARGET} s"
   log="fuzz/artifacts/$target.log"
   mkdir -p fuzz/artifacts
   status=0
-  cargo fuzz run -O "${target_dir[@]}" "$target" "fuzz/corpus/$target" -- \
+  cargo fuzz run -O "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$SECONDS_PER_TARGET" -max_len=1048576 -rss_limit_mb=2048 \
     -print_final_stats=1 >"$log" 2>&1 || status=$?
   # The summary, not libFuzzer's progress lines; the whole log on failure.
