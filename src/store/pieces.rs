@@ -6,9 +6,8 @@
 //! `pieces`). Piece boundaries are chunk boundaries, so a piece's chunks are its bytes and
 //! nothing else, wherever it lands in a stream.
 
-use serde::{Deserialize, Serialize};
-
 use blake3::hazmat::ChainingValue;
+use serde::{Deserialize, Serialize};
 
 use super::id::Id;
 
