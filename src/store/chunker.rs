@@ -9,6 +9,7 @@ use std::io::{self, BufRead};
 use fastcdc::v2020::{Normalization, cut_gear, select_masks};
 
 use super::config::ChunkerParams;
+use super::readahead::fill_to;
 
 /// Finds chunk boundaries. Cheap to clone; immutable once built.
 #[derive(Clone)]
@@ -117,21 +118,8 @@ impl<R: BufRead> Segmenter<R> {
     pub fn next_segment(&mut self) -> io::Result<Option<Segment>> {
         let mut buf = Vec::with_capacity(self.segment_size);
         buf.append(&mut self.carry);
-        // Copy straight out of the reader's buffer: reading into fresh
-        // spare capacity would zero it first, which cost as much as chunking.
-        while buf.len() < self.segment_size && !self.eof {
-            let available = match self.reader.fill_buf() {
-                Ok(a) => a,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if available.is_empty() {
-                self.eof = true;
-                break;
-            }
-            let n = available.len().min(self.segment_size - buf.len());
-            buf.extend_from_slice(&available[..n]);
-            self.reader.consume(n);
+        if !self.eof {
+            self.eof = fill_to(&mut self.reader, &mut buf, self.segment_size)?;
         }
         if buf.is_empty() {
             return Ok(None);

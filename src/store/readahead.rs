@@ -46,6 +46,26 @@ pub fn pump<R: Read>(mut source: R, out: SyncSender<Filled>, recycle: Receiver<V
     }
 }
 
+/// Appends from `reader` to `buf` until it holds `limit` bytes or the input ends; true at
+/// the end. Copies straight out of the reader's buffer: reading into fresh spare capacity
+/// would zero it first, which cost as much as chunking.
+pub fn fill_to(reader: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
+    while buf.len() < limit {
+        let available = match reader.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(true);
+        }
+        let n = available.len().min(limit - buf.len());
+        buf.extend_from_slice(&available[..n]);
+        reader.consume(n);
+    }
+    Ok(false)
+}
+
 /// The consuming side: a `Read` over the buffers `pump` sends.
 pub struct Ahead {
     rx: Receiver<Filled>,

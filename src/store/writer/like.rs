@@ -95,20 +95,8 @@ impl SnapshotWriter<'_> {
         loop {
             while !eof && read_to < start + lookahead {
                 let old = data.len();
-                while data.len() - old < WINDOW {
-                    let available = match reader.fill_buf() {
-                        Ok(a) => a,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(StoreError::Input(e)),
-                    };
-                    if available.is_empty() {
-                        eof = true;
-                        break;
-                    }
-                    let n = available.len().min(WINDOW - (data.len() - old));
-                    data.extend_from_slice(&available[..n]);
-                    reader.consume(n);
-                }
+                eof = readahead::fill_to(&mut reader, &mut data, old + WINDOW)
+                    .map_err(StoreError::Input)?;
                 hasher.update_parallel(&data[old..]);
                 read_to += (data.len() - old) as u64;
             }
